@@ -1,0 +1,58 @@
+"""Write files and folders so a reader never sees them half-written: temp sibling, then rename."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from data_prep.errors import UserError
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically (same-folder temp file + os.replace)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def publish_dir(final: Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield a temp folder beside `final`; on success rename it to `final`, on failure remove it.
+
+    An existing `final` is kept unless `force`; then it is swapped out only after the new one is whole.
+    Temp names start with "." so version scanners (TF Serving, our model server) never list them.
+    """
+    final = Path(final)
+    if final.exists() and not force:
+        raise UserError(f"{final} already exists (use --force to replace it)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
