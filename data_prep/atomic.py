@@ -10,6 +10,9 @@ from typing import Iterator
 
 from data_prep.errors import UserError
 
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
 
 def write_text(path: Path, text: str) -> None:
     """Replace `path` with `text` atomically (same-folder temp file + os.replace)."""
@@ -21,6 +24,7 @@ def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(fd, FILE_MODE)  # mkstemp makes 0600; a published file should read like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -44,6 +48,7 @@ def publish_dir(final: Path, *, force: bool = False) -> Iterator[Path]:
         raise UserError(f"{final} already exists (use --force to replace it)")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, DIR_MODE)  # mkdtemp makes 0700
     try:
         yield tmp
         if final.exists():

@@ -1,0 +1,1 @@
+"""Benchmarks: load generation with wrk against the serving stack, and the report they produce."""

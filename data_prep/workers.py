@@ -1,0 +1,101 @@
+"""Clean + fingerprint and clean + segment chunks of texts in worker processes, results in input order.
+
+Workers are started with 'spawn' (no forked copy of the parent's memory or threads) and import only
+this module, i.e. data_prep's cleaning and jieba, never TensorFlow. At most `window` chunks are in
+flight, so a corpus of any size passes through in constant memory (Pool.imap would read ahead without
+bound).
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import multiprocessing
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
+
+from data_prep.preprocess import Preprocessor
+from data_prep.segment import Segmenter
+
+
+class PreprocessorSpec(NamedTuple):
+    """What a worker needs to rebuild the parent's Preprocessor (paths, not a pickled jieba)."""
+
+    user_dict: Path | None
+    hmm: bool
+    stopwords: Path | None
+    max_chars: int | None
+
+    def build(self) -> Preprocessor:
+        segmenter = Segmenter(user_dict=self.user_dict, hmm=self.hmm, stopwords=self.stopwords)
+        return Preprocessor(segmenter, max_chars=self.max_chars)
+
+
+_preprocessor: Preprocessor | None = None  # one per worker process, set by _init
+
+
+def _init(spec: PreprocessorSpec) -> None:
+    global _preprocessor
+    _preprocessor = spec.build()
+
+
+def fingerprint(texts: list[str]) -> list[tuple[bytes, int] | None]:
+    """Per text: (16-byte blake2b of the cleaned text, its length in chars), or None if it cleans to ''."""
+    out: list[tuple[bytes, int] | None] = []
+    for text in texts:
+        cleaned = _preprocessor.clean(text)
+        out.append((hashlib.blake2b(cleaned.encode("utf-8"), digest_size=16).digest(), len(cleaned)) if cleaned else None)
+    return out
+
+
+def segment(texts: list[str]) -> list[tuple[str, str]]:
+    """Per text: (cleaned text, its jieba tokens joined by one space)."""
+    out = []
+    for text in texts:
+        cleaned = _preprocessor.clean(text)
+        out.append((cleaned, _preprocessor.segmenter.tokens(cleaned)))
+    return out
+
+
+class WorkerPool:
+    """`workers` processes (or, for 1, this process) each holding a Preprocessor built from `spec`.
+
+    `preprocessor` is also built here first: a bad dictionary fails here as a UserError, not in a
+    worker initializer (where Pool would restart it forever).
+    """
+
+    def __init__(self, workers: int, spec: PreprocessorSpec, window_per_worker: int = 4) -> None:
+        self.workers = max(1, workers)
+        self.spec = spec
+        self.window = window_per_worker * self.workers
+        self.preprocessor = spec.build()
+        self._pool: Any = None
+
+    def __enter__(self) -> "WorkerPool":
+        global _preprocessor
+        if self.workers == 1:
+            _preprocessor = self.preprocessor
+        else:
+            context = multiprocessing.get_context("spawn")
+            self._pool = context.Pool(self.workers, initializer=_init, initargs=(self.spec,))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+    def apply(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run one call in a worker (or here): lets tests look inside a worker process."""
+        return self._pool.apply(func, args) if self._pool is not None else func(*args)
+
+    def map_ordered(self, func: Callable[[list[str]], list], chunks: Iterable[list[str]]) -> Iterator[list]:
+        if self._pool is None:
+            yield from map(func, chunks)
+            return
+        pending: collections.deque = collections.deque()
+        for chunk in chunks:
+            pending.append(self._pool.apply_async(func, (chunk,)))
+            if len(pending) >= self.window:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()

@@ -1,0 +1,97 @@
+"""Classify texts with a named model: preprocess exactly as training did, call TF Serving, name labels.
+
+Protocol-free and Flask-free: the HTTP app and `textclf predict` both call `Classifier.classify`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from data_prep.dataset_format import TEXT, TOKENS
+from data_prep.preprocess import Preprocessor
+from serving.gateway.errors import ApiError, UpstreamError
+from serving.gateway.signatures import SignatureCache
+from serving.gateway.upstream import Signature, Upstream
+
+# Contract 2 outputs the gateway reads: column i of probabilities is label id i; `class_names` (if the
+# exporter provides it) names every column, which top-k needs; `label` names the argmax.
+PROBABILITIES, LABEL, CLASS_NAMES = "probabilities", "label", "class_names"
+
+
+@dataclass(frozen=True)
+class Classification:
+    model: str
+    version: int
+    results: list[dict[str, Any]]  # [{"label", "score", "top_k": [{"label", "score"}]}]
+
+
+class Classifier:
+    def __init__(self, upstream: Upstream, preprocessor: Preprocessor, signatures: SignatureCache) -> None:
+        self.upstream = upstream
+        self.preprocessor = preprocessor
+        self.signatures = signatures
+
+    def classify(self, model: str, texts: Sequence[str], *, version: int | None = None,
+                 label: str | None = None, top_k: int = 1) -> Classification:
+        signature = self._signature(model, version, label)
+        input_name = input_kind(signature)
+        prepare = self.preprocessor.tokens if input_name == TOKENS else self.preprocessor.clean
+        values = [prepare(text) for text in texts]
+        outputs = [name for name in (PROBABILITIES, LABEL, CLASS_NAMES) if name in signature.outputs]
+        try:
+            answer = self.upstream.predict(model, signature.version, input_name, values, outputs)
+        except UpstreamError as exc:
+            if exc.kind != "not_found":
+                raise exc.to_api_error() from None
+            # the cached version was unloaded (or the label moved) since we resolved it: resolve once more
+            self.signatures.invalidate(model, version, label)
+            signature = self._signature(model, version, label)
+            try:
+                answer = self.upstream.predict(model, signature.version, input_name, values, outputs)
+            except UpstreamError as again:
+                raise again.to_api_error() from None
+        return Classification(model, signature.version, _results(answer, len(texts), top_k))
+
+    def _signature(self, model: str, version: int | None, label: str | None) -> Signature:
+        try:
+            return self.signatures.get(model, version, label)
+        except UpstreamError as exc:
+            raise exc.to_api_error() from None
+
+
+def input_kind(signature: Signature) -> str:
+    """`tokens` (LSTM: jieba words) or `text` (BERT: cleaned text), from the signature's input name."""
+    if len(signature.inputs) == 1 and signature.inputs[0] in (TOKENS, TEXT):
+        if PROBABILITIES in signature.outputs and LABEL in signature.outputs:
+            return signature.inputs[0]
+    raise ApiError("unsupported_model", (
+        f"model {signature.model!r} version {signature.version} has serving_default inputs "
+        f"{list(signature.inputs)} and outputs {list(signature.outputs)}; the gateway needs one input "
+        f"`{TOKENS}` or `{TEXT}` and outputs `{PROBABILITIES}` and `{LABEL}`"))
+
+
+def _results(answer: dict[str, list[Any]], count: int, top_k: int) -> list[dict[str, Any]]:
+    probabilities, labels = answer.get(PROBABILITIES), answer.get(LABEL)
+    names = answer.get(CLASS_NAMES)
+    if not _rows(probabilities, count) or not _rows(labels, count) or (names is not None and not _rows(names, count)):
+        raise ApiError("bad_model_output", f"the model did not return {count} rows of {PROBABILITIES} and {LABEL}")
+    results = []
+    for row in range(count):
+        scores = [float(p) for p in probabilities[row]]
+        if not scores:
+            raise ApiError("bad_model_output", f"the model returned no {PROBABILITIES} for row {row}")
+        best = max(range(len(scores)), key=scores.__getitem__)
+        ranked = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_k]
+        row_names = names[row] if names is not None else None
+        results.append({
+            "label": labels[row],
+            "score": scores[best],
+            # without `class_names` only the argmax column has a known name
+            "top_k": [{"label": row_names[i] if row_names else (labels[row] if i == best else None),
+                       "score": scores[i]} for i in ranked],
+        })
+    return results
+
+
+def _rows(value: Any, count: int) -> bool:
+    return isinstance(value, list) and len(value) == count

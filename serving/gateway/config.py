@@ -1,0 +1,87 @@
+"""The gateway's settings as one object (no globals): from TEXTCLF_* env vars, CLI flags on top.
+
+Every field can be set by the environment variable `TEXTCLF_` + its upper-cased name (tuples are
+comma-separated); `from_env` is what the gunicorn entry point uses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from data_prep.errors import UserError
+
+ENV_PREFIX = "TEXTCLF_"
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayConfig:
+    # where TF Serving is: exactly one of the two
+    tfserving_rest: str = ""  # e.g. http://tfserving:8501
+    tfserving_grpc: str = ""  # e.g. tfserving:8500
+    # models this gateway fronts: listed by /v1/models, required AVAILABLE by /readyz; empty = any name
+    models: tuple[str, ...] = ()
+    # preprocessing: a JSON file holding the recorded config (meta.json, model_card.json or the bare
+    # "preprocessing" dict); without it the default cleaning + jieba is used
+    preprocessing: str = ""
+    user_dict: str = ""
+    stopwords: str = ""
+    # auth: empty = no auth; otherwise X-API-Key must be one of these
+    api_keys: tuple[str, ...] = ()
+    # request limits
+    max_texts: int = 256
+    max_text_chars: int = 10_000
+    max_body_bytes: int = 2 * 1024 * 1024
+    default_top_k: int = 1
+    max_top_k: int = 50
+    # toward TF Serving
+    upstream_timeout_s: float = 5.0
+    retries: int = 2  # extra attempts on UNAVAILABLE / connection errors
+    retry_backoff_s: float = 0.05  # first backoff; doubles per attempt
+    breaker_failures: int = 5  # consecutive failures that open the circuit
+    breaker_reset_s: float = 5.0  # open -> half-open after this long
+    metadata_ttl_s: float = 30.0  # signature/version cache per model, version or label
+    pool_size: int = 32  # REST keep-alive connections
+
+    def __post_init__(self) -> None:
+        if bool(self.tfserving_rest) == bool(self.tfserving_grpc):
+            raise UserError("give exactly one of --tfserving-rest URL or --tfserving-grpc HOST:PORT")
+        if self.tfserving_rest and not self.tfserving_rest.startswith(("http://", "https://")):
+            raise UserError(f"--tfserving-rest must be an http(s) URL, got {self.tfserving_rest!r}")
+        for name in ("max_texts", "max_text_chars", "max_body_bytes", "default_top_k", "max_top_k",
+                     "breaker_failures", "pool_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.retries < 0 or self.upstream_timeout_s <= 0 or self.breaker_reset_s <= 0:
+            raise UserError("retries must be >= 0, upstream_timeout_s and breaker_reset_s > 0")
+        for name in ("preprocessing", "user_dict", "stopwords"):
+            if getattr(self, name) and not Path(getattr(self, name)).is_file():
+                raise UserError(f"{name} file {getattr(self, name)} does not exist")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "GatewayConfig":
+        """TEXTCLF_* variables, then `overrides` (CLI flags; None means "not given") on top."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _parse(field.name, field.type, raw)
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind.startswith("tuple"):
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise UserError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,65 @@
+"""The gateway's error vocabulary: every failure a client sees is `{"error": {"code", "message"}}` with
+one of these stable codes, and the upstream clients' failures are normalised to `UpstreamError`."""
+from __future__ import annotations
+
+# code -> HTTP status. Clients branch on the code; the status follows HTTP semantics.
+CODES = {
+    "bad_json": 400,  # body is not JSON / not UTF-8
+    "unauthorized": 401,  # X-API-Key missing or wrong
+    "not_found": 404,  # no such route
+    "model_not_found": 404,  # TF Serving has no such model / version / label
+    "method_not_allowed": 405,
+    "body_too_large": 413,
+    "invalid_request": 422,  # JSON is fine but a field is missing, of the wrong type or out of range
+    "too_many_texts": 422,
+    "text_too_long": 422,
+    "unsupported_model": 422,
+    "upstream_rejected": 422,  # TF Serving called the request invalid (INVALID_ARGUMENT)  # signature takes neither `tokens` nor `text`, or lacks the outputs we read
+    "upstream_error": 502,  # TF Serving answered with an error we cannot blame on the request
+    "bad_model_output": 502,  # TF Serving answered, but not with what the signature promises
+    "upstream_unavailable": 503,  # TF Serving unreachable after retries
+    "circuit_open": 503,  # failing fast: TF Serving has been failing, retrying after a pause
+    "upstream_timeout": 504,
+    "internal": 500,  # a bug: the only 500
+}
+
+
+class ApiError(Exception):
+    """An error with a stable code; the app renders it as JSON with the code's HTTP status."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = CODES[code]
+
+
+# UpstreamError kinds and the client-facing code each becomes
+UPSTREAM_KINDS = {
+    "unavailable": "upstream_unavailable",  # connection refused/reset, gRPC UNAVAILABLE, HTTP 503
+    "timeout": "upstream_timeout",
+    "not_found": "model_not_found",
+    "invalid_argument": "upstream_rejected",
+    "failed": "upstream_error",
+}
+
+
+class UpstreamError(Exception):
+    """TF Serving (REST or gRPC) failed; `kind` is protocol-independent."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        assert kind in UPSTREAM_KINDS, kind
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @property
+    def is_outage(self) -> bool:
+        """True if the failure says TF Serving is unhealthy (counts for the circuit breaker)."""
+        return self.kind in ("unavailable", "timeout")
+
+    def to_api_error(self) -> ApiError:
+        code = UPSTREAM_KINDS[self.kind]
+        if self.kind == "invalid_argument" and "version label" in self.message:
+            code = "model_not_found"  # TF Serving says INVALID_ARGUMENT for an unknown label; to a client it is a 404
+        return ApiError(code, f"TF Serving: {self.message}")

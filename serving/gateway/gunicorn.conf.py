@@ -1,0 +1,36 @@
+"""gunicorn settings for the gateway; each can be overridden by GUNICORN_* env vars set in compose.
+
+Workers are processes (each with its own keep-alive pool / gRPC channel and circuit breaker); threads
+let one worker overlap requests that wait on TF Serving. The app is created per worker (no preload), so
+gRPC channels are never shared across fork. With several workers set PROMETHEUS_MULTIPROC_DIR.
+"""
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+worker_class = "gthread"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+accesslog = None  # the app logs one line per request, with its request id
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+def child_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+    """Drop a dead worker's live gauges from the multiprocess metrics directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_starting(server):  # noqa: ANN001 - gunicorn's hook signature
+    """Start every run with an empty multiprocess metrics directory (stale files would be summed)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory, exist_ok=True)

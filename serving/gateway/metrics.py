@@ -1,0 +1,50 @@
+"""Prometheus metrics of one gateway app (its own registry, so several apps can live in one process).
+
+Under gunicorn with several workers set PROMETHEUS_MULTIPROC_DIR: every worker then writes its values
+there and /metrics aggregates them (gunicorn.conf.py cleans up after dead workers).
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+from serving.gateway.resilience import CLOSED, HALF_OPEN, OPEN
+
+BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+_SCORE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("textclf_gateway_requests_total", "HTTP requests by route and status",
+                                ["route", "method", "status"], registry=r)
+        self.latency = Histogram("textclf_gateway_request_seconds", "HTTP request latency", ["route"], registry=r)
+        self.errors = Counter("textclf_gateway_errors_total", "Error answers by stable error code", ["code"], registry=r)
+        self.upstream_latency = Histogram("textclf_gateway_upstream_seconds", "TF Serving call latency per attempt",
+                                          ["operation"], registry=r)
+        self.breaker = Gauge("textclf_gateway_circuit_breaker_state", "0 closed, 1 half-open, 2 open",
+                             registry=r, multiprocess_mode="max")
+        self.predictions = Counter("textclf_gateway_predictions_total", "Predicted labels per model and version",
+                                   ["model", "version", "label"], registry=r)
+        self.top_score = Histogram("textclf_gateway_top_score", "Score of the predicted label per model and version",
+                                   ["model", "version"], buckets=_SCORE_BUCKETS, registry=r)
+
+    def breaker_changed(self, state: str) -> None:
+        self.breaker.set(BREAKER_VALUES[state])
+
+    def predicted(self, model: str, version: int, labels: Sequence[str], scores: Sequence[float]) -> None:
+        for label, score in zip(labels, scores):
+            self.predictions.labels(model, str(version), label).inc()
+            self.top_score.labels(model, str(version)).observe(score)
+
+    def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,14 @@
+"""gunicorn entry point: `gunicorn -c serving/gateway/gunicorn.conf.py serving.gateway.wsgi:app`.
+
+Configured only through TEXTCLF_* environment variables (see config.py), e.g.
+TEXTCLF_TFSERVING_GRPC=tfserving:8500 TEXTCLF_MODELS=news,sentiment TEXTCLF_API_KEYS=k1,k2.
+"""
+from __future__ import annotations
+
+import logging
+
+from serving.gateway.app import create_app
+from serving.gateway.config import GatewayConfig
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(process)d %(name)s %(message)s")
+app = create_app(GatewayConfig.from_env())

@@ -1,0 +1,148 @@
+"""TF Serving's REST API (http_rest_api_handler.cc) over a threaded HTTP/1.1 server with keep-alive."""
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+import grpc
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
+
+from serving.model_server import json_tensor
+from serving.model_server.dataplane import SIGNATURE_DEF_FIELD, DataPlane
+from serving.model_server.errors import ServingError, invalid_argument
+
+log = logging.getLogger(__name__)
+
+_PREDICT = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+                      re.IGNORECASE)
+_STATUS = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+                     re.IGNORECASE)
+_V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
+
+
+def _spec(name: str, version: str | None, label: str | None) -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=unquote(name))
+    if version:
+        spec.version.value = int(version)
+    if label:
+        spec.version_label = unquote(label)
+    return spec
+
+
+class RestApi:
+    """Turns (method, path, body) into (HTTP status, JSON text), independent of the HTTP server."""
+
+    def __init__(self, plane: DataPlane, timeout_ms: int) -> None:
+        self.plane = plane
+        self.timeout = timeout_ms / 1000 if timeout_ms > 0 else None
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, str, str, str]:
+        """Returns (http status, body, model name, api) — the last two label the metrics."""
+        start = time.monotonic()
+        name, api = "", ""
+        try:
+            match = _PREDICT.fullmatch(path) if method == "POST" else _STATUS.fullmatch(path) if method == "GET" else None
+            if match is None:
+                raise invalid_argument(f"Malformed request: {method} {path}")
+            name = unquote(match.group(1) or "")
+            if method == "POST":
+                api = match.group(4).lower()
+                output = self._post(api, _spec(*match.group(1, 2, 3)), body, start)
+            elif not name:
+                raise invalid_argument("Missing model name in request.")
+            elif match.group(4):
+                output = self._metadata(_spec(*match.group(1, 2, 3)))
+            else:
+                output = self._status(_spec(*match.group(1, 2, 3)))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes TF Serving's {"error": ...}
+            if not isinstance(exc, ServingError):
+                log.exception("REST request %s %s failed", method, path)
+                exc = ServingError(grpc.StatusCode.INTERNAL, str(exc))
+            self.plane.metrics.count("request_count", name, exc.code_name)
+            return exc.http_status, json_tensor.render_error(exc.message), name, api
+        self.plane.metrics.count("request_count", name, "OK")
+        if api:
+            self.plane.metrics.observe("request_latency", (time.monotonic() - start) * 1e6, name, api, "REST")
+        return 200, output, name, api
+
+    def _post(self, api: str, spec: model_pb2.ModelSpec, body: bytes, start: float) -> str:
+        doc = json_tensor.parse_body(body)
+        spec.signature_name = json_tensor.signature_name(doc)
+        deadline = start + self.timeout if self.timeout else None
+        with self.plane.repository.handle(spec) as servable:
+            if api == "predict":
+                signature = servable.signature(spec.signature_name, for_rest_inputs=True)
+                inputs, fmt = json_tensor.predict_inputs(doc, signature.inputs, spec.signature_name)
+                _, outputs = self.plane.predict(servable, spec.signature_name, inputs, deadline=deadline)
+                return json_tensor.render_predictions(outputs, fmt)
+            model_input = json_tensor.examples_input(doc)
+            if api == "classify":
+                return json_tensor.render_classification(
+                    self.plane.classify(servable, spec, model_input, deadline).result)
+            return json_tensor.render_regression(self.plane.regress(servable, spec, model_input, deadline).result)
+
+    def _status(self, spec: model_pb2.ModelSpec) -> str:
+        response = self.plane.status(get_model_status_pb2.GetModelStatusRequest(model_spec=spec))
+        return json_format.MessageToJson(response, indent=1, always_print_fields_with_no_presence=True)
+
+    def _metadata(self, spec: model_pb2.ModelSpec) -> str:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec, metadata_field=[SIGNATURE_DEF_FIELD])
+        response = self.plane.metadata(request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
+        options = dict(indent=1, always_print_fields_with_no_presence=True, preserving_proto_field_name=True)
+        return ('{\n"model_spec":' + json_format.MessageToJson(response.model_spec, **options) + ",\n"
+                '"metadata": {"signature_def": ' + json_format.MessageToJson(signature_map, **options) + "}\n}\n")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server_version = ""
+    sys_version = ""
+    api: RestApi
+    metrics_path: str | None
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - one line per request is too much here
+        log.debug(format, *args)
+
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        head = (f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + body)  # one write: no Nagle/delayed-ACK stall on keep-alive connections
+
+    def _dispatch(self) -> None:
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.metrics_path and path == self.metrics_path and self.command == "GET":
+            self._reply(200, self.api.plane.metrics.exposition(), "text/plain")
+        elif not _V1.fullmatch(path):
+            self._reply(404, b"")
+        elif self.command == "OPTIONS":
+            origin_ok = re.search(r"https?://", self.headers.get("Origin", "")) is not None
+            self._reply(200 if origin_ok else 400, b"" if origin_ok else json_tensor.render_error(
+                "Origin header is missing in CORS preflight").encode())
+        else:
+            status, output, _, _ = self.api.handle(self.command, path, body)
+            self._reply(status, output.encode("utf-8"))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = _dispatch
+
+
+class RestServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+
+def make_rest_server(api: RestApi, port: int, metrics_path: str | None) -> RestServer:
+    handler = type("RestHandler", (_Handler,), {"api": api, "metrics_path": metrics_path})
+    return RestServer(("0.0.0.0", port), handler)

@@ -1,0 +1,36 @@
+"""Replay `assets.extra/tf_serving_warmup_requests` before a version is AVAILABLE, as TF Serving does.
+
+The file is a TFRecord of PredictionLog protos; each logged request is run against the new version so
+the first real request does not pay for tracing and lazy initialisation. A failing record fails the load.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving's kMaxNumRecords
+
+log = logging.getLogger(__name__)
+
+
+def replay(version_path: Path, run_log: Callable[[prediction_log_pb2.PredictionLog], None],
+           iterations: int = 1) -> int:
+    """Run every logged request `iterations` times; return how many records were read (0: no file)."""
+    path = Path(version_path) / WARMUP_FILE
+    if not path.exists():
+        return 0
+    records = 0
+    for raw in tf.data.TFRecordDataset(str(path)).take(MAX_WARMUP_RECORDS + 1):
+        records += 1
+        if records > MAX_WARMUP_RECORDS:
+            raise RuntimeError(f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}")
+        entry = prediction_log_pb2.PredictionLog.FromString(raw.numpy())
+        for _ in range(max(iterations, 1)):
+            run_log(entry)
+    log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d.", path, records)
+    return records

@@ -1,0 +1,98 @@
+"""Bad requests get 4xx JSON with a stable code, never a 500; limits, API keys, request IDs, OpenAPI."""
+from __future__ import annotations
+
+import pytest
+
+from openapi_check import check_response
+
+pytestmark = pytest.mark.slow  # the app points at the real model server
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client(max_texts=3, max_text_chars=20, max_body_bytes=1000)
+
+
+@pytest.fixture
+def openapi(client):
+    return client.get("/openapi.json").get_json()
+
+
+def error_of(answer) -> str:
+    body = answer.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"} and body["error"]["message"]
+    return body["error"]["code"]
+
+
+@pytest.mark.parametrize("data, status, code", [
+    (b"{", 400, "bad_json"),
+    (b"", 400, "bad_json"),
+    (b"\xff\xfe{}", 400, "bad_json"),  # not UTF-8
+    (b'{"model": "news", "texts": ["\xe4"]}', 400, "bad_json"),  # a broken UTF-8 sequence inside
+    (b"[" * 100_000, 413, "body_too_large"),
+    (b"[]", 422, "invalid_request"),
+    (b'"text"', 422, "invalid_request"),
+    (b'{"texts": ["x"]}', 422, "invalid_request"),
+    (b'{"model": 3, "texts": ["x"]}', 422, "invalid_request"),
+    (b'{"model": "../etc", "texts": ["x"]}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": "x"}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": []}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": [1]}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": ["\\ud800"]}', 422, "invalid_request"),  # a lone surrogate escape
+    (b'{"model": "news", "texts": ["x"], "top_k": 0}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": ["x"], "top_k": true}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": ["x"], "top_k": 1.5}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": ["x"], "version": -1}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": ["x"], "version": 99999999999999999999999}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": ["x"], "version": 1, "version_label": "stable"}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": ["x"], "colour": "red"}', 422, "invalid_request"),
+    (b'{"model": "news", "texts": ["a", "b", "c", "d"]}', 422, "too_many_texts"),
+    (b'{"model": "news", "texts": ["' + "长" .encode() * 21 + b'"]}', 422, "text_too_long"),
+])
+def test_bad_bodies_get_json_errors(client, openapi, data, status, code):
+    answer = client.post("/v1/classify", data=data, content_type="application/json")
+    assert answer.status_code == status, answer.get_data(as_text=True)
+    assert error_of(answer) == code
+    check_response(openapi, "/v1/classify", "post", status, answer.get_json())
+
+
+def test_limits_are_inclusive(client):
+    answer = client.post("/v1/classify", json={"model": "news", "texts": ["长" * 20, "a", "b"]})
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_unknown_route_and_method_are_json(client):
+    assert (client.get("/nope").status_code, error_of(client.get("/nope"))) == (404, "not_found")
+    answer = client.get("/v1/classify")
+    assert (answer.status_code, error_of(answer)) == (405, "method_not_allowed")
+
+
+def test_api_key(make_client):
+    client = make_client(api_keys=("k1", "k2"))
+    body = {"model": "news", "texts": ["足球"]}
+    for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": "k1x"}):
+        answer = client.post("/v1/classify", json=body, headers=headers)
+        assert (answer.status_code, error_of(answer)) == (401, "unauthorized")
+    assert client.post("/v1/classify", json=body, headers={"X-API-Key": "k2"}).status_code == 200
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/v1/models", headers={"X-API-Key": "k1"}).status_code == 200
+    for public in ("/healthz", "/readyz", "/openapi.json"):
+        assert client.get(public).status_code == 200, public
+
+
+def test_request_id_in_and_out(client):
+    answer = client.post("/v1/classify", json={"model": "news", "texts": ["足球"]}, headers={"X-Request-ID": "abc-123"})
+    assert answer.headers["X-Request-ID"] == "abc-123" and answer.get_json()["request_id"] == "abc-123"
+    error = client.post("/v1/classify", data=b"{", headers={"X-Request-ID": "err-9"})
+    assert error.headers["X-Request-ID"] == "err-9"
+    # an unusable incoming id (too long, odd characters) is replaced, never echoed
+    odd = client.get("/healthz", headers={"X-Request-ID": "x" * 300})
+    generated = client.get("/healthz").headers["X-Request-ID"]
+    assert odd.headers["X-Request-ID"] != "x" * 300 and len(generated) == 32
+
+
+def test_openapi_document_describes_the_api(client, openapi):
+    assert openapi["openapi"].startswith("3.")
+    routes = {rule.rule for rule in client.application.url_map.iter_rules() if rule.endpoint != "static"}
+    assert routes == set(openapi["paths"])
+    check_response(openapi, "/healthz", "get", 200, client.get("/healthz").get_json())

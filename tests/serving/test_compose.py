@@ -1,0 +1,144 @@
+"""docker-compose.yml, serving/Dockerfile and the TF Serving config files (no Docker engine here: parse
+and check their shape; the config files are parsed with TF Serving's own message schemas)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import yaml
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving.model_server.protos import BatchingParameters, MonitoringConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "serving" / "config"
+DOCKERFILE = (ROOT / "serving" / "Dockerfile").read_text()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def flags(service: dict) -> dict[str, str]:
+    return dict(arg[2:].split("=", 1) for arg in service["command"])
+
+
+def test_tf_serving_service(compose):
+    tfs = compose["services"]["tfserving"]
+    assert tfs["image"] == "tensorflow/serving:2.21.0"
+    assert "ports" not in tfs and {str(p) for p in tfs["expose"]} == {"8500", "8501"}
+    assert tfs["networks"] == ["backend"] and compose["networks"]["backend"]["internal"] is True
+    args = flags(tfs)
+    assert (args["port"], args["rest_api_port"], args["enable_batching"]) == ("8500", "8501", "true")
+    mounts = {}
+    for volume in tfs["volumes"]:
+        host, container, mode = volume.rsplit(":", 2)
+        assert mode == "ro", volume
+        mounts[container] = host
+    assert mounts["/models"] == "${TEXTCLF_MODEL_BASE:-./models}"
+    for flag in ("model_config_file", "batching_parameters_file", "monitoring_config_file"):
+        host = mounts[args[flag]]
+        assert (ROOT / host).is_file(), f"--{flag}={args[flag]} is mounted from {host}, which does not exist"
+    assert tfs["restart"] == "unless-stopped" and "AVAILABLE" in tfs["healthcheck"]["test"][-1]
+
+
+def test_gateway_service(compose):
+    gw = compose["services"]["gateway"]
+    assert gw["build"] == {"context": ".", "dockerfile": "serving/Dockerfile"}
+    assert gw["ports"] == ["${GATEWAY_PORT:-8080}:8080"]
+    assert set(gw["networks"]) == {"backend", "frontend"}
+    assert gw["depends_on"]["tfserving"]["condition"] == "service_healthy"
+    assert "/healthz" in " ".join(gw["healthcheck"]["test"]) and gw["restart"] == "unless-stopped"
+    published = [name for name, service in compose["services"].items() if service.get("ports")]
+    assert published == ["gateway"]
+    # the environment is what wsgi.py reads: every TEXTCLF_* key must be a GatewayConfig field
+    from serving.gateway.config import GatewayConfig
+
+    env = {k: v for k, v in gw["environment"].items() if k.startswith("TEXTCLF_")}
+    settable = {"TEXTCLF_" + name.upper() for name in GatewayConfig.__dataclass_fields__}
+    assert set(env) <= settable
+    assert env["TEXTCLF_TFSERVING_GRPC"] == "tfserving:" + flags(compose["services"]["tfserving"])["port"]
+    config = GatewayConfig.from_env({k: v for k, v in env.items() if v and "${" not in v})
+    assert set(config.models) <= model_names()
+
+
+def model_names() -> set[str]:
+    parsed = text_format.Parse((CONFIG / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    return {model.name for model in parsed.model_config_list.config}
+
+
+def test_models_config_parses_with_labels():
+    parsed = text_format.Parse((CONFIG / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    news = {m.name: m for m in parsed.model_config_list.config}["news"]
+    assert dict(news.version_labels) == {"stable": 1, "canary": 2}
+    assert sorted(news.model_version_policy.specific.versions) == [1, 2]
+    assert all(m.base_path == f"/models/{m.name}" for m in parsed.model_config_list.config)
+
+
+def test_batching_and_monitoring_configs_parse():
+    batching = text_format.Parse((CONFIG / "batching.config").read_text(), BatchingParameters())
+    assert batching.max_batch_size.value == 64 and list(batching.allowed_batch_sizes)[-1] == 64
+    monitoring = text_format.Parse((CONFIG / "monitoring.config").read_text(), MonitoringConfig())
+    assert monitoring.prometheus_config.enable and monitoring.prometheus_config.path.startswith("/")
+
+
+def test_dockerfile_installs_no_tensorflow():
+    installs = " ".join(re.findall(r"pip install[^\n]*(?:\\\n[^\n]*)*", DOCKERFILE))
+    assert "tensorflow-serving-api" in installs and "--no-deps tensorflow-serving-api" in installs
+    assert not re.search(r"\btensorflow(==|\s|$)", installs.replace("tensorflow-serving-api", ""))
+    assert "gunicorn" in DOCKERFILE and "serving.gateway.wsgi:app" in DOCKERFILE and "HEALTHCHECK" in DOCKERFILE
+
+
+def test_image_has_every_module_the_gateway_imports():
+    """Run the gateway's imports here and check each third-party module comes from requirements.txt,
+    tensorflow-serving-api, or the TF *_pb2 folders the Dockerfile copies out of the wheel."""
+    code = ("import json, sys; from serving.gateway import app, grpc_client, rest_client, wsgi; "
+            "print(json.dumps(sorted(sys.modules)))")
+    env = {**os.environ, "TEXTCLF_TFSERVING_GRPC": "127.0.0.1:1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    modules = json.loads(done.stdout.strip().splitlines()[-1])
+
+    proto_dirs = re.search(r'ARG TF_PROTO_DIRS="([^"]+)"', DOCKERFILE).group(1).split()
+    for module in (m for m in modules if m.endswith("_pb2") and m.startswith("tensorflow.")):
+        assert any(module.replace(".", "/").startswith(d + "/") for d in proto_dirs), module
+
+    requirements = (ROOT / "serving" / "gateway" / "requirements.txt").read_text()
+    wanted = {re.split(r"[=<>]", line)[0].strip().lower().replace("_", "-")
+              for line in requirements.splitlines() if line.strip() and not line.startswith("#")}
+    wanted.add("tensorflow-serving-api")
+    distributions = metadata.packages_distributions()
+    ours = {"serving", "data_prep", "textclf", "tensorflow"}
+    for top in sorted({m.split(".")[0] for m in modules} - ours - set(sys.stdlib_module_names)):
+        providers = {d.lower().replace("_", "-") for d in distributions.get(top, [])}
+        if not providers or top.startswith("_"):
+            continue  # built-in/private helper modules
+        # a top-level module may come from a dependency of a listed package (e.g. werkzeug from flask)
+        assert providers & wanted or _required_by(providers, wanted), f"{top} ({providers}) is not installed in the image"
+
+
+def _required_by(providers: set[str], wanted: set[str]) -> bool:
+    """True if one of `providers` is a (transitive) requirement of a package in `wanted`."""
+    seen, todo = set(), list(wanted)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for requirement in requires:
+            if "extra ==" in requirement:
+                continue
+            todo.append(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0].lower().replace("_", "-"))
+    return bool(providers & seen)

@@ -1,0 +1,85 @@
+"""A tiny prepared dataset (Contract 1) and a helper to run the real CLI in a subprocess.
+
+Training runs in a subprocess because TEXTCLF_CPU_DEVICES must split the CPU before TF initialises, and
+so a test can kill it mid-epoch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data_prep.dataset_format import LABEL, META_FILE, SCHEMA_VERSION, TEXT, TOKENS, shard_name
+
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = ["negative", "positive"]
+WORDS = {
+    "negative": ["难吃", "太差", "失望", "退货", "糟糕", "慢", "贵", "脏"],
+    "positive": ["好吃", "满意", "推荐", "便宜", "干净", "快", "喜欢", "不错"],
+}
+SHARED = ["这个", "酒店", "服务", "房间", "我们", "的", "了", "还", "很", "非常", "早餐", "位置"]
+
+
+def generated_rows(n: int, seed: int = 7) -> list[tuple[str, int]]:
+    """(tokens, label id) rows: each text mixes shared words with 1-3 words of its label (some noise)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        own = rng.sample(WORDS[LABELS[label]], rng.randint(1, 3))
+        words = rng.sample(SHARED, rng.randint(2, 10)) + own
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_prepared(out: Path, rows: list[tuple[str, int]], split_sizes: tuple[int, int, int]) -> Path:
+    """Write Contract 1 the way `textclf prep` does (meta.json + one shard per split)."""
+    import tensorflow as tf
+
+    out.mkdir(parents=True)
+    start, counts = 0, {}
+    for split, size in zip(("train", "dev", "test"), split_sizes):
+        part = rows[start:start + size]
+        start += size
+        counts[split] = {name: sum(1 for _, y in part if y == i) for i, name in enumerate(LABELS)}
+        with tf.io.TFRecordWriter(str(out / shard_name(split, 0, 1))) as writer:
+            for tokens, label in part:
+                feature = {
+                    TEXT: tf.train.Feature(bytes_list=tf.train.BytesList(value=[tokens.replace(" ", "").encode()])),
+                    TOKENS: tf.train.Feature(bytes_list=tf.train.BytesList(value=[tokens.encode()])),
+                    LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                }
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    meta = {"schema_version": SCHEMA_VERSION, "labels": LABELS, "counts": counts, "seed": 42,
+            "source": {"kind": "generated", "sha256": "0" * 64},
+            "preprocessing": {"hmm": True, "max_chars": None}}
+    (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_prepared(tmp_path_factory.mktemp("data") / "prepared", generated_rows(600), (400, 100, 100))
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **extra}
+    env.pop("TEXTCLF_CPU_DEVICES", None)
+    env.update(extra)
+    return env
+
+
+def textclf(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `textclf ARGS` as a user would, capturing output."""
+    return subprocess.run([sys.executable, "-m", "textclf", *args], cwd=ROOT, env=env or cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# small and fast: a few seconds per run on 2 cores
+SMALL = ["--epochs", "2", "--batch-size", "32", "--embedding-dim", "16", "--lstm-units", "8", "--min-count", "1"]

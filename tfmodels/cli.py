@@ -1,0 +1,138 @@
+"""`textclf train {lstm,bert}`, `textclf evaluate`, `textclf export`: flags in, one library call, one summary out.
+
+TensorFlow is imported inside the command functions only, so `textclf --help` stays fast. Adding a family's
+training command is one function: decorate it with `@train.command("NAME")` and `@training_options`, and
+call `run_training("NAME", **flags)` (or register "NAME": "module:attr" in TRAIN_COMMANDS).
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+
+class OneLineErrors:
+    """Bad flags end in one line ("Error: ...") and exit code 1, like every other user error."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise click.ClickException(f"{exc.format_message()} (see `{info_name} --help`)") from None
+
+
+class OneLineCommand(OneLineErrors, click.Command):
+    pass
+
+
+class TrainGroup(OneLineErrors, click.Group):
+    """`train` subcommands defined here, plus ones other modules own (TRAIN_COMMANDS), imported on demand."""
+
+    command_class = OneLineCommand
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(TRAIN_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in TRAIN_COMMANDS:
+            module, attribute = TRAIN_COMMANDS[cmd_name].split(":")
+            try:
+                command = getattr(importlib.import_module(module), attribute)
+            except (ImportError, AttributeError):
+                return None  # that family's module has not landed in this tree
+        return command
+
+
+# family -> "module:attr" of a click command kept outside this file
+TRAIN_COMMANDS: dict[str, str] = {"bert": "tfmodels.bert_cli:bert"}
+
+
+@click.group(cls=TrainGroup)
+def train() -> None:
+    """Train a classifier on a prepared dataset (`textclf prep` output) into a run folder."""
+
+
+def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags every family shares. Unset flags are None, so --config and the defaults decide."""
+    options = [
+        click.option("--data", "data", required=True, type=click.Path(path_type=Path),
+                     help="Prepared dataset folder (written by `textclf prep`)."),
+        click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+                     help="Run folder: config, checkpoints, logs, model, report."),
+        click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+                     help="YAML/JSON file of hyperparameters (flags override it)."),
+        click.option("--force", is_flag=True, help="Start over even if OUT holds a finished or interrupted run."),
+        click.option("--epochs", type=int), click.option("--batch-size", type=int, help="Per replica."),
+        click.option("--lr", type=float, help="Peak learning rate."),
+        click.option("--optimizer", type=click.Choice(["adam", "adamw"])),
+        click.option("--weight-decay", type=float), click.option("--warmup-ratio", type=float),
+        click.option("--decay", type=click.Choice(["cosine", "linear"])),
+        click.option("--clipnorm", type=float, help="Gradient clipping by norm; 0 turns it off."),
+        click.option("--label-smoothing", type=float),
+        click.option("--patience", type=int, help="Early stopping on dev accuracy (best weights kept)."),
+        click.option("--seed", type=int), click.option("--max-len", type=int, help="Length cap."),
+        click.option("--bucketing/--pad-to-max", default=None, help="Bucket batches by length (default) or pad."),
+        click.option("--backup-every-steps", type=int, help="BackupAndRestore frequency in steps."),
+        click.option("--max-train-examples", type=int, help="Use only the first N train examples."),
+        click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
+                     help="auto: MirroredStrategy when >1 GPU (or TEXTCLF_CPU_DEVICES>1); multiworker reads TF_CONFIG."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def run_training(family: str, *, data: Path, out: Path, config_file: Path | None, force: bool,
+                 **overrides: Any) -> None:
+    from tfmodels.train import train as train_run
+
+    metrics = train_run(family, data, out, config_file=config_file, overrides=overrides, force=force)
+    click.echo(f"trained {family} -> {out}: test accuracy {metrics['model']['accuracy']:.4f}, "
+               f"baseline {metrics['baseline']['accuracy']:.4f}")
+
+
+@train.command("lstm")
+@training_options
+@click.option("--embedding-dim", type=int)
+@click.option("--lstm-units", type=int)
+@click.option("--lstm-layers", type=int)
+@click.option("--bidirectional/--unidirectional", default=None)
+@click.option("--pooling", type=click.Choice(["mean", "mean_max"]))
+@click.option("--embed-dropout", type=float)
+@click.option("--dropout", type=float)
+@click.option("--min-count", type=int, help="Vocabulary: minimum train-split count of a word.")
+@click.option("--max-vocab", type=int, help="Vocabulary: maximum number of words.")
+@click.option("--embeddings", type=click.Path(path_type=Path, dir_okay=False),
+              help="Pretrained word2vec text file; words it lacks start random.")
+def train_lstm(embeddings: Path | None, **flags: Any) -> None:
+    """Embedding -> stacked (Bi)LSTM -> masked pooling -> softmax, on jieba words."""
+    run_training("lstm", embeddings=str(embeddings) if embeddings else None, **flags)
+
+
+@click.command(cls=OneLineCommand)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def evaluate(run_dir: Path) -> None:
+    """Write RUN_DIR/report/: test metrics of the model and of the TF-IDF baseline, confusion, curves."""
+    from tfmodels.evaluate import evaluate_run
+
+    evaluate_run(run_dir)
+
+
+@click.command(cls=OneLineCommand)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--model-base", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="TF Serving model base path; versions go to MODEL_BASE/NAME/N.")
+@click.option("--name", required=True, help="Model name (folder under MODEL_BASE).")
+@click.option("--tolerance", type=float, default=0.005, show_default=True,
+              help="How much lower test accuracy than the latest version the gate accepts.")
+@click.option("--force", is_flag=True, help="Publish even if the gate finds the model worse.")
+def export(run_dir: Path, model_base: Path, name: str, tolerance: float, force: bool) -> None:
+    """Publish RUN_DIR's model as the next SavedModel version, if it passes the gate."""
+    from tfmodels.export import export_run
+
+    version_dir = export_run(run_dir, model_base, name, tolerance=tolerance, force=force)
+    click.echo(f"published {version_dir}")
