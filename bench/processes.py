@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+TEXTCLF = VENV_BIN / "textclf"
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "serve.json"
 DOC = REPO / "docs" / "benchmarks.md"
+FINDINGS = REPO / "bench" / "results" / "serve_findings.md"  # the human analysis of the figures
 
 LABELS = {"gateway": "gateway (gunicorn) -> model server", "model_server": "model server REST directly",
           "naive": "naive Flask + model.predict"}
@@ -25,10 +26,11 @@ def plot(results: dict, path: Path) -> None:
     fig, (thr, lat) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, target in results["targets"].items():
         xs = [p["connections"] for p in target["points"]]
-        thr.plot(xs, [p["texts_per_s"] for p in target["points"]], marker="o", label=LABELS.get(name, name))
-        lat.plot(xs, [p["latency_ms"]["p50"] for p in target["points"]], marker="o", label=f"{name} p50")
+        (line,) = thr.plot(xs, [p["texts_per_s"] for p in target["points"]], marker="o", label=LABELS.get(name, name))
+        lat.plot(xs, [p["latency_ms"]["p50"] for p in target["points"]], marker="o", color=line.get_color(),
+                 label=f"{name} p50")
         lat.plot(xs, [p["latency_ms"]["p99"] for p in target["points"]], marker="x", linestyle="--",
-                 label=f"{name} p99")
+                 color=line.get_color(), label=f"{name} p99")
     for ax in (thr, lat):
         ax.set_xscale("log", base=2)
         ax.set_xticks(results["settings"]["concurrency"], [str(c) for c in results["settings"]["concurrency"]])
@@ -91,7 +93,7 @@ def markdown(results: dict, plot_rel: str) -> str:
     ceiling = results.get("instrument")
     if ceiling:
         out += ["## The instrument's ceiling", "",
-                f"wrk against a server that does nothing ({ceiling['server']}): any figure far below this "
+                f"wrk against a server that does nothing, {ceiling['server']}: any figure far below this "
                 "measures the server under test, not wrk.", "", HEADER]
         out += [_row("null server", p) for p in ceiling["points"]] + [""]
     out += ["## Figures", "", HEADER]
@@ -110,16 +112,20 @@ def markdown(results: dict, plot_rel: str) -> str:
         out.append("")
     sweep = results.get("gunicorn_sweep")
     if sweep:
-        out += ["## Gateway worker/thread sweep (32 clients)", "", HEADER]
+        out += ["## Gateway worker/thread sweep (32 clients)", "",
+                f"Against the model server with batching on; the default "
+                f"{s['gunicorn']['workers']}x{s['gunicorn']['threads']} is the gateway's 'batching on' row above.",
+                "", HEADER]
         out += [_row(f"gunicorn {p['workers']}x{p['threads']}", p) for p in sweep] + [""]
     check = results.get("targets_check")
     if check:
         out += ["## Targets", "", "| target | value | goal | met |", "| --- | ---: | --- | --- |"]
         out += [f"| {k} | {v['value']} | {v['target']} | {'yes' if v['met'] else 'no'} |" for k, v in check.items()]
         out.append("")
-    notes = results.get("notes")
-    if notes:
-        out += ["## What limits throughput, and recommendations", ""] + [f"- {n}" for n in notes] + [""]
+    if FINDINGS.exists():
+        out += ["## What limits throughput, and recommendations", "",
+                f"Analysis written by hand from these figures and py-spy profiles (`{FINDINGS.relative_to(REPO)}`).",
+                "", FINDINGS.read_text(encoding="utf-8").strip(), ""]
     return "\n".join(out)
 
 

@@ -31,7 +31,7 @@ pids+=($!)
 
 step "start the gateway on :$GATEWAY_PORT (talks gRPC to the model server)"
 "$BIN/textclf" serve --port "$GATEWAY_PORT" --tfserving-grpc "127.0.0.1:$GRPC_PORT" \
-  --models sentiment >"$DEMO/gateway.log" 2>&1 &
+  --model sentiment --preprocessing "$DEMO/data/meta.json" >"$DEMO/gateway.log" 2>&1 &
 pids+=($!)
 
 for _ in $(seq 1 120); do

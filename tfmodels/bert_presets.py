@@ -24,13 +24,17 @@ MAX_POSITIONS = 512  # position-embedding rows of a scratch backbone, as in ever
 HF_TOKENIZER_CONFIG = "tokenizer_config.json"
 
 
+def check_size(size: str) -> None:
+    if size not in SIZES:
+        raise UserError(f"unknown BERT size {size!r}; choose one of {', '.join(SIZES)}")
+
+
 def scratch_backbone(size: str, vocabulary_size: int, *, dropout: float = 0.1) -> Any:
     """A randomly initialised BertBackbone of one of SIZES (build inside strategy.scope())."""
     import keras
     import keras_hub
 
-    if size not in SIZES:
-        raise UserError(f"unknown BERT size {size!r}; choose one of {', '.join(SIZES)}")
+    check_size(size)
     return keras_hub.models.BertBackbone(
         vocabulary_size=vocabulary_size, max_sequence_length=MAX_POSITIONS, dropout=dropout,
         dtype=keras.config.dtype_policy().name, **SIZES[size],

@@ -102,10 +102,12 @@ def run_training(family: str, *, data: Path, out: Path, config_file: Path | None
 @click.option("--lstm-layers", type=int)
 @click.option("--bidirectional/--unidirectional", default=None)
 @click.option("--pooling", type=click.Choice(["mean", "mean_max"]))
+@click.option("--word-dropout", type=float, help="Share of words turned into OOV while training.")
 @click.option("--embed-dropout", type=float)
 @click.option("--dropout", type=float)
 @click.option("--min-count", type=int, help="Vocabulary: minimum train-split count of a word.")
 @click.option("--max-vocab", type=int, help="Vocabulary: maximum number of words.")
+@click.option("--oov-chars/--no-oov-chars", default=None, help="Feed unknown words as their characters (default).")
 @click.option("--embeddings", type=click.Path(path_type=Path, dir_okay=False),
               help="Pretrained word2vec text file; words it lacks start random.")
 def train_lstm(embeddings: Path | None, **flags: Any) -> None:

@@ -36,7 +36,7 @@ def versions(model_dir: Path) -> list[int]:
 
 
 def serving_function(built: Built, input_name: str, labels: list[str]) -> Any:
-    """tf.function: tf.string [batch] -> {probabilities, label, top_score}; preprocess + model in one graph."""
+    """tf.function: tf.string [batch] -> {probabilities, label, top_score, class_names}; one graph."""
     import tensorflow as tf
 
     label_names = tf.constant(labels)
@@ -46,7 +46,9 @@ def serving_function(built: Built, input_name: str, labels: list[str]) -> Any:
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         return {"probabilities": probabilities,
                 "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1)),
-                "top_score": tf.reduce_max(probabilities, axis=-1)}
+                "top_score": tf.reduce_max(probabilities, axis=-1),
+                # every column's name on every row: a row-format REST client can do top-k with no side file
+                "class_names": tf.tile(label_names[tf.newaxis], [tf.shape(probabilities)[0], 1])}
 
     return tf.function(serve, input_signature=[tf.TensorSpec([None], tf.string, name=input_name)])
 

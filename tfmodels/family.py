@@ -5,7 +5,8 @@ A model family is a small object (module-level singleton) with:
 - `name`: "lstm" or "bert"; recorded in RUN_DIR/config.json so `evaluate`/`export` find the family again.
 - `input_feature`: the Contract-1 TFRecord feature it reads ("tokens" for LSTM, "text" for BERT) AND the
   name of the exported `serving_default` input. Both are tf.string [batch].
-- `defaults`: family-specific hyperparameters (merged under CLI flags / --config by the trainer).
+- `defaults`: family-specific hyperparameters, and the family's values for shared trainer keys (epochs, lr,
+  max_len...; see tfmodels.config.TRAIN_DEFAULTS). Order: shared < family < --config file < CLI flags.
 - `length_fn`: optional `tf.string scalar -> int32 scalar` used by the trainer to bucket examples by length
   BEFORE batching (LSTM: word count); None means no bucketing (BERT: fixed sequence length).
 - `build(config, train_strings, num_classes) -> Built`: called INSIDE `strategy.scope()`. `train_strings`

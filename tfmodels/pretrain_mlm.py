@@ -59,6 +59,7 @@ def pretrain_mlm(data_dir: Path, out_dir: Path, *, extra_text: list[str] | tuple
     import keras_hub
     import tensorflow as tf
 
+    from tfmodels.bert_family import int_padding_mask
     from tfmodels.bert_presets import save_task_preset, scratch_backbone
     from tfmodels.bert_vocab import compute_vocabulary, make_tokenizer
     from tfmodels.pipeline import read_split
@@ -90,10 +91,22 @@ def pretrain_mlm(data_dir: Path, out_dir: Path, *, extra_text: list[str] | tuple
         optimizer_config = {"lr": config["lr"], "warmup_ratio": 0.1, "decay": "linear", "clipnorm": 1.0,
                             "optimizer": "adamw", "weight_decay": 0.01}
         mlm.compile(optimizer=make_optimizer(optimizer_config, steps), weighted_metrics=["sparse_categorical_accuracy"])
-    train_ds = corpus().shuffle(10000, seed=config["seed"]).batch(global_batch)
-    history = mlm.fit(train_ds, epochs=config["epochs"], verbose=2)
-    dev_ds = read_split(data_dir, "dev", TEXT).map(lambda text, label: text).batch(global_batch)
-    dev_loss, dev_accuracy = mlm.evaluate(dev_ds, verbose=0)
+
+    def masked(texts: tf.data.Dataset) -> tf.data.Dataset:
+        """Mask in tf.data (as fit would), with the padding mask made int32 for MirroredStrategy."""
+        def apply(batch: tf.Tensor) -> tuple:
+            x, y, weights = preprocessor(batch)
+            return int_padding_mask(x), y, weights
+
+        return texts.batch(global_batch).map(apply, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    known_size = tf.data.experimental.assert_cardinality(n_texts)  # so Keras shows progress and stops cleanly
+    mlm.preprocessor = None  # masking happens in `masked`
+    history = mlm.fit(masked(corpus().apply(known_size).shuffle(10000, seed=config["seed"])),
+                      epochs=config["epochs"], verbose=2)
+    dev_loss, dev_accuracy = mlm.evaluate(masked(read_split(data_dir, "dev", TEXT).map(lambda text, label: text)),
+                                          verbose=0)
+    mlm.preprocessor = preprocessor  # saved with the preset
     record = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "data": str(data_dir), "extra_text": extra, "texts": n_texts, "steps": steps,

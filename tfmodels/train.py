@@ -133,7 +133,8 @@ def train(family_name: str, data_dir: Path, run_dir: Path, *, config_file: Path 
     best_path = run_dir / BEST_WEIGHTS
     best_path.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), save_freq=config["backup_every_steps"]),
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), save_freq=config["backup_every_steps"],
+                                        double_checkpoint=True),  # a kill mid-write keeps the previous one
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
                                         save_weights_only=True, initial_value_threshold=_best_dev_so_far(run_dir)),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config["patience"]),

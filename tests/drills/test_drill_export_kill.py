@@ -1,7 +1,7 @@
 """Drill: `textclf export` is SIGKILLed while it writes a version into a served model base.
 
-No partial version may ever be listed or loaded: the model server's status shows only whole versions,
-and every non-dot folder left in the base holds a saved_model.pb. The next export then publishes as usual.
+No partial version may ever be listed or loaded: the model server's status shows only whole versions
+(before, during and after the write), and every non-dot folder left in the base holds a saved_model.pb.
 (Killing `textclf train` and resuming is the tfmodels drill: tests/tfmodels/, not repeated here.)
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.processes import REPO, child_env
-from tests.support.servers import MODEL, model_server, publish_tiny_version, version_states
+from tests.support.servers import MODEL, ModelServer, model_server, publish_tiny_version, version_states
 from tests.tfmodels.conftest import SMALL, generated_rows, write_prepared
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -31,42 +31,49 @@ def test_export_killed_mid_write_publishes_nothing(tmp_path):
     publish_tiny_version(base / MODEL, 1)
     data = write_prepared(tmp_path / "data", generated_rows(300), (200, 50, 50))
     run = tmp_path / "run"
-    with model_server(base / MODEL, tmp_path) as server:
-        trained = subprocess.run(textclf("train", "lstm", "--data", str(data), "--out", str(run), *SMALL,
-                                         "--epochs", "1"), env=child_env(), cwd=REPO, capture_output=True,
-                                 text=True, timeout=180)
-        assert trained.returncode == 0, trained.stderr[-2000:]
-
-        export = textclf("export", str(run), "--model-base", str(base), "--name", MODEL, "--force")
-        proc = subprocess.Popen(export, env=child_env(), cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            temp = _wait_for_partial_write(base / MODEL, proc)
-            os.killpg(proc.pid, signal.SIGKILL)
-        finally:
-            proc.kill()
-            proc.wait(10)
-        assert proc.returncode == -signal.SIGKILL
-        assert temp.exists(), "the half-written temp folder vanished: the kill came too late to test anything"
-
-        time.sleep(2.5)  # two poll cycles of --file_system_poll_wait_seconds=1
-        assert version_states(server) == {1: "AVAILABLE"}
-        _assert_only_whole_versions(base / MODEL)
-
-        again = subprocess.run(export, env=child_env(), cwd=REPO, capture_output=True, text=True, timeout=180)
-        assert again.returncode == 0, again.stderr[-2000:]
-        deadline = time.monotonic() + 30
-        while version_states(server).get(2) != "AVAILABLE" and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert version_states(server).get(2) == "AVAILABLE", version_states(server)
-        _assert_only_whole_versions(base / MODEL)
+    # train (a few seconds) while the model server starts: both are mostly TF start-up
+    training = subprocess.Popen(textclf("train", "lstm", "--data", str(data), "--out", str(run), *SMALL, "--epochs", "1"),
+                                env=child_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        with model_server(base / MODEL, tmp_path) as server:
+            _, err = training.communicate(timeout=180)
+            assert training.returncode == 0, err[-2000:]
+            _kill_export_mid_write(run, base, server)
+    finally:
+        training.kill()
+        training.wait()
 
 
-def _wait_for_partial_write(model_dir: Path, proc: subprocess.Popen, timeout_s: float = 120) -> Path:
-    """The export's '.'-named temp version folder, as soon as something has been written into it."""
+def _kill_export_mid_write(run: Path, base: Path, server: ModelServer) -> None:
+    """SIGKILL an export mid-write: the server never lists more than v1, and nothing partial is left."""
+    export = textclf("export", str(run), "--model-base", str(base), "--name", MODEL, "--force")
+    proc = subprocess.Popen(export, env=child_env(), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        temp = _wait_for_partial_write(base / MODEL, proc, server)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    assert temp.exists(), "the half-written temp folder vanished: the kill came too late to test anything"
+
+    time.sleep(2.5)  # two poll cycles of --file_system_poll_wait_seconds=1
+    assert version_states(server) == {1: "AVAILABLE"}
+    _assert_only_whole_versions(base / MODEL)
+
+
+def _wait_for_partial_write(model_dir: Path, proc: subprocess.Popen, server: ModelServer,
+                            timeout_s: float = 120) -> Path:
+    """The export's '.'-named temp version folder, as soon as something has been written into it;
+    meanwhile the server's status must never list anything but version 1."""
     deadline = time.monotonic() + timeout_s
+    polls = 0
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"export ended ({proc.returncode}) before it could be killed mid-write"
+        polls += 1
+        if polls % 20 == 0:
+            assert version_states(server) == {1: "AVAILABLE"}
         for entry in model_dir.iterdir():
             if entry.name.startswith(".") and entry.is_dir() and any(entry.iterdir()):
                 return entry

@@ -3,6 +3,10 @@
 While it is gone the gateway (gunicorn, 2 workers) must answer every request with a 503 JSON error
 within its own time budget, open its circuit breaker, and keep every worker answering; once the model
 server is back on the same port the gateway must recover by itself within 5 s.
+
+The gateway runs with TEXTCLF_UPSTREAM_TIMEOUT_S=2 and TEXTCLF_BREAKER_RESET_S=1 (tests/support/servers.py):
+with the default 5 s breaker pause the breaker alone can hold a worker open for up to 5 s after the
+server is back, so "within 5 s" needs a pause well under 5 s (see docs/benchmarks.md, recommendations).
 """
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ def test_model_server_killed_under_load(tmp_path):
                     back_at = time.monotonic()
                     recovered_at = _first_success_streak(load, after=back_at, streak=8, timeout_s=15)
                     after = load.wait_for(20, after=recovered_at)
+                    time.sleep(max(0.0, back_at + 5.0 - time.monotonic()))
+                    fresh = [_fresh_connection(f"{gw.url}{path}") for path in ("/readyz", "/v1/classify") * 8]
             assert not load.hung, f"client threads never got an answer: {load.hung}"
 
             # every answer during the outage: 503 JSON with a stable code, within the gateway's budget
@@ -54,11 +60,11 @@ def test_model_server_killed_under_load(tmp_path):
             assert max(a.seconds for a in outage) < budget_s
             assert readyz.status_code == 503 and readyz.json()["ready"] is False
 
-            # recovery by itself, and every worker answers afterwards
+            # recovery by itself within 5 s of the server's return, in every worker: fresh connections
+            # land on any worker, and each worker has its own gRPC channel and breaker
             assert recovered_at - back_at < 5.0, f"recovered {recovered_at - back_at:.1f} s after the server was back"
             assert all(a.status == 200 for a in after), {(a.status, _code(a.body)) for a in after}
-            for _ in range(8):
-                assert requests.get(f"{gw.url}/readyz", timeout=5).status_code == 200
+            assert all(status == 200 for status, _ in fresh), fresh
 
 
 def _first_success_streak(load: Load, *, after: float, streak: int, timeout_s: float) -> float:
@@ -73,6 +79,15 @@ def _first_success_streak(load: Load, *, after: float, streak: int, timeout_s: f
                 return answers[i - streak + 1].started
         time.sleep(0.1)
     raise AssertionError(f"no {streak} successes in a row within {timeout_s} s of the model server's return")
+
+
+def _fresh_connection(url: str) -> tuple[int, object]:
+    """One request on a new connection (so it may reach any gunicorn worker)."""
+    if url.endswith("/readyz"):
+        r = requests.get(url, timeout=10)
+    else:
+        r = requests.post(url, json={"model": MODEL, "texts": ["足球比赛"]}, timeout=10)
+    return r.status_code, r.text[:200]
 
 
 def _code(body: object) -> str | None:

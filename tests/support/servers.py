@@ -1,7 +1,7 @@
 """Real servers for drills and fuzzing: tiny model versions published atomically, the local model server
 and the gateway (under gunicorn) as subprocesses on free loopback ports, always stopped on the way out.
 
-The tiny SavedModels come from tests/serving/gateway/tiny_models.py (one copy of that builder); the
+The tiny SavedModels come from tests/support/tiny_models.py (one copy of that builder); the
 process plumbing from bench/processes.py (one copy of start / wait / stop).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Iterator
 import requests
 
 from bench.processes import VENV_BIN, child_env, free_port, running, start, stop, wait_until
-from tests.serving.gateway import tiny_models
+from tests.support import tiny_models
 
 MODEL = "tiny"
 GUNICORN_CONF = Path(__file__).resolve().parents[2] / "serving" / "gateway" / "gunicorn.conf.py"

@@ -83,9 +83,12 @@ def test_mlm_pretraining_writes_a_preset_that_train_bert_consumes(prepared: Path
     extra = tmp_path / "extra.txt"
     extra.write_text("酒店的位置很好\n\n早餐非常丰富，服务员很热情\n", encoding="utf-8")
     preset, run = tmp_path / "preset", tmp_path / "run"
+    two_replicas = cli_env(TEXTCLF_CPU_DEVICES="2")  # MirroredStrategy over 2 logical CPUs, both steps
     done = textclf("pretrain-mlm", "--data", str(prepared), "--extra-text", str(extra), "--out", str(preset),
-                   "--epochs", "1", "--sequence-length", "32", "--vocab-size", "300", "--batch-size", "64")
+                   "--epochs", "1", "--sequence-length", "32", "--vocab-size", "300", "--batch-size", "32",
+                   env=two_replicas)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "MirroredStrategy" in done.stdout
     record = json.loads((preset / "pretraining.json").read_text())
     assert record["texts"] == 400 + 2  # the train split's text plus the two non-empty extra lines
     assert 0 <= record["dev_masked_accuracy"] <= 1 and np.isfinite(record["dev_masked_loss"])
@@ -93,8 +96,9 @@ def test_mlm_pretraining_writes_a_preset_that_train_bert_consumes(prepared: Path
     assert again.returncode == 1 and "already exists" in again.stderr
 
     done = textclf("train", "bert", "--data", str(prepared), "--out", str(run), "--preset", str(preset),
-                   "--epochs", "1", "--max-len", "32")
+                   "--epochs", "1", "--max-len", "32", env=two_replicas)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 replica(s)" in done.stdout
     vocabulary = "assets/tokenizer/vocabulary.txt"
     assert (run / "model" / vocabulary).read_text() == (preset / vocabulary).read_text()
     assert json.loads((run / "config.json").read_text())["preset"] == str(preset.resolve())
@@ -120,8 +124,11 @@ def test_build_from_pretrained_presets_keeps_their_weights(tmp_path: Path) -> No
         for before, after in zip(reference.weights, built.model.backbone.weights):
             np.testing.assert_array_equal(before.numpy(), after.numpy())
         inputs = built.preprocessor(tf.constant(["好", "好坏好坏"]))
-        # [CLS] + 4 + [SEP]: padded to the longest text of the batch, capped by the positions the preset has
-        assert inputs["token_ids"].shape == (2, 6)
+        # [CLS] + 4 + [SEP] = 6 tokens: padded to the longest text of the batch, rounded up to 16
+        assert inputs["token_ids"].shape == (2, 16)
+        assert inputs["padding_mask"].numpy().sum(axis=1).tolist() == [3, 6]
+        longer = built.preprocessor(tf.constant(["好坏" * 10]))  # 22 tokens -> 32, or all of a 16-position preset
+        assert longer["token_ids"].shape == (1, min(32, reference.max_sequence_length))
         assert built.model(inputs).shape == (2, 3)
         assert built.preprocessor.packer.sequence_length == min(64, reference.max_sequence_length)
 

@@ -48,7 +48,8 @@ def write_hf_bert(folder: Path, *, tokenizer_config: dict | None = None, seed: i
                     **norm(f"{layer}attention.output.LayerNorm"),
                     f"{layer}intermediate.dense.weight": rand(INTERMEDIATE, HIDDEN),
                     f"{layer}intermediate.dense.bias": rand(INTERMEDIATE),
-                    f"{layer}output.dense.weight": rand(HIDDEN, INTERMEDIATE), f"{layer}output.dense.bias": rand(HIDDEN),
+                    f"{layer}output.dense.weight": rand(HIDDEN, INTERMEDIATE),
+                    f"{layer}output.dense.bias": rand(HIDDEN),
                     **norm(f"{layer}output.LayerNorm")})
     save_file(weights, str(folder / "model.safetensors"))
     return weights

@@ -25,6 +25,17 @@ def test_vocabulary_splits_cjk_characters_and_lowercases() -> None:
     assert tokenizer.pad_token_id == 0 and tokenizer.mask_token_id == 4
 
 
+def test_every_character_of_a_large_alphabet_gets_a_token() -> None:
+    """KerasHub's wrapper would keep only the 1000 most frequent characters: Chinese needs thousands."""
+    import tensorflow as tf
+
+    characters = [chr(0x4E00 + i) for i in range(1500)]
+    texts = ["".join(characters[i:i + 30]) for i in range(0, 1500, 30)] + ["的的的的"] * 20
+    vocab = compute_vocabulary(tf.data.Dataset.from_tensor_slices(texts), 4000)
+    assert set(characters) <= set(vocab)
+    assert not any(token.startswith("##") for token in vocab)  # "##的" is dead weight: never matched
+
+
 def test_empty_text_has_no_vocabulary() -> None:
     import tensorflow as tf
 

@@ -59,6 +59,16 @@ def test_token_ids_pad_right_cap_and_map_unknown_words_to_oov() -> None:
     assert TokenIds(["好"], max_len=4, pad_to_max=True)(tf.constant(["好"])).shape == (1, 4)
 
 
+def test_unknown_words_fall_back_to_their_characters_in_reading_order() -> None:
+    import tensorflow as tf
+
+    from tfmodels.lstm_family import TokenIds
+
+    layer = TokenIds(["好", "很", "超", "赞"], max_len=5, oov_chars=True)  # ids 2, 3, 4, 5
+    ids = layer(tf.constant(["很 好", "超赞 好 新词", "", "超赞超赞 很 很"])).numpy()
+    np.testing.assert_array_equal(ids, [[3, 2, 0, 0, 0], [4, 5, 2, 1, 1], [0] * 5, [4, 5, 4, 5, 3]])
+
+
 def test_bucketing_keeps_padding_within_a_bucket(tmp_path: Path) -> None:
     import tensorflow as tf
 

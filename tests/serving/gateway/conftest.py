@@ -2,21 +2,19 @@
 as a subprocess on free loopback ports, and gateway apps pointed at it over REST or gRPC."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import requests
 
-from tiny_models import build
+from bench.processes import TEXTCLF, free_port, start, wait_until
+from tests.support.tiny_models import build
 
-TEXTCLF = Path(sys.executable).with_name("textclf")
 MODELS = ("news", "chars")  # news: tokens input, versions 1 (stable) and 2 (canary); chars: text input
 
 MODELS_CONFIG = """model_config_list {{
@@ -31,14 +29,8 @@ MODELS_CONFIG = """model_config_list {{
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ModelServer:
-    """`textclf model-server` serving MODELS; stop() always ends it; restart() reuses the same ports."""
+    """`textclf model-server` serving MODELS; stop() kills it; start() again reuses the same ports."""
 
     def __init__(self, config_file: Path, log_path: Path) -> None:
         self.config_file = config_file
@@ -49,32 +41,25 @@ class ModelServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(TEXTCLF), "model-server", f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}",
-                 f"--model_config_file={self.config_file}"],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"model server exited {self.proc.returncode}:\n{self.log_path.read_text()}")
-            if all(self._available(model) for model in MODELS):
-                return
-            time.sleep(0.3)
-        self.stop()
-        raise AssertionError(f"model server not ready in 120 s:\n{self.log_path.read_text()}")
+        self.proc = start([str(TEXTCLF), "model-server", f"--port={self.grpc_port}",
+                           f"--rest_api_port={self.rest_port}", f"--model_config_file={self.config_file}"],
+                          self.log_path)
+        try:
+            wait_until(lambda: all(self._available(model) for model in MODELS), timeout_s=120, proc=self.proc,
+                       what="model server", log=self.log_path)
+        except BaseException:
+            self.stop()
+            raise
 
     def _available(self, model: str) -> bool:
-        try:
-            answer = requests.get(f"{self.rest_url}/v1/models/{model}", timeout=1)
-        except requests.ConnectionError:
-            return False
+        answer = requests.get(f"{self.rest_url}/v1/models/{model}", timeout=1)
         return answer.status_code == 200 and "AVAILABLE" in answer.text
 
     def stop(self) -> None:
-        """SIGKILL: the gateway must cope with TF Serving vanishing without a goodbye."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL at once: the gateway must cope with TF Serving vanishing without a goodbye."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
         self.proc = None
 

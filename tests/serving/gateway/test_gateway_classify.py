@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from openapi_check import check_response
+from tests.support.openapi_check import check_response
 
 pytestmark = pytest.mark.slow  # starts `textclf model-server`
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from conftest import TEXTCLF, free_port
+from bench.processes import TEXTCLF, free_port
 from textclf import cli
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from conftest import export_half_plus_two
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc)
+
+from tests.support.half_plus_two import export_half_plus_two
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,9 @@ import subprocess
 
 import pytest
 import requests
-from conftest import TEXTCLF, export_half_plus_two
+
+from bench.processes import TEXTCLF
+from tests.support.half_plus_two import export_half_plus_two
 
 pytestmark = pytest.mark.slow
 
