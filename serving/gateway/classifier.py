@@ -37,7 +37,9 @@ class Classifier:
         input_name = input_kind(signature)
         prepare = self.preprocessor.tokens if input_name == TOKENS else self.preprocessor.clean
         values = [prepare(text) for text in texts]
-        outputs = [name for name in (PROBABILITIES, LABEL, CLASS_NAMES) if name in signature.outputs]
+        # class_names repeats every label on every row: fetch it only when top-k needs more than the argmax
+        wanted = (PROBABILITIES, LABEL, CLASS_NAMES) if top_k > 1 else (PROBABILITIES, LABEL)
+        outputs = [name for name in wanted if name in signature.outputs]
         try:
             answer = self.upstream.predict(model, signature.version, input_name, values, outputs)
         except UpstreamError as exc:

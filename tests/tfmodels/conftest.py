@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -15,27 +14,9 @@ from pathlib import Path
 import pytest
 
 from data_prep.dataset_format import LABEL, META_FILE, SCHEMA_VERSION, TEXT, TOKENS, shard_name
+from tests.support.corpus import LABELS, SMALL, generated_rows  # noqa: F401 - SMALL re-exported to tests
 
 ROOT = Path(__file__).resolve().parents[2]
-LABELS = ["negative", "positive"]
-WORDS = {
-    "negative": ["难吃", "太差", "失望", "退货", "糟糕", "慢", "贵", "脏"],
-    "positive": ["好吃", "满意", "推荐", "便宜", "干净", "快", "喜欢", "不错"],
-}
-SHARED = ["这个", "酒店", "服务", "房间", "我们", "的", "了", "还", "很", "非常", "早餐", "位置"]
-
-
-def generated_rows(n: int, seed: int = 7) -> list[tuple[str, int]]:
-    """(tokens, label id) rows: each text mixes shared words with 1-3 words of its label (some noise)."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = i % 2
-        own = rng.sample(WORDS[LABELS[label]], rng.randint(1, 3))
-        words = rng.sample(SHARED, rng.randint(2, 10)) + own
-        rng.shuffle(words)
-        rows.append((" ".join(words), label))
-    return rows
 
 
 def write_prepared(out: Path, rows: list[tuple[str, int]], split_sizes: tuple[int, int, int]) -> Path:
@@ -79,7 +60,3 @@ def textclf(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
     """Run `textclf ARGS` as a user would, capturing output."""
     return subprocess.run([sys.executable, "-m", "textclf", *args], cwd=ROOT, env=env or cli_env(),
                           capture_output=True, text=True, timeout=timeout)
-
-
-# small and fast: a few seconds per run on 2 cores
-SMALL = ["--epochs", "2", "--batch-size", "32", "--embedding-dim", "16", "--lstm-units", "8", "--min-count", "1"]
