@@ -226,6 +226,7 @@ def _write_shards(src: Source, pool: WorkerPool, plan: dict[str, Any], out: Path
                 tokens[k] = words.count(" ") + 1 if words else 0
                 split = plan["split_of"][k]
                 writer.write(SPLITS[split], int(plan["position"][k]), cleaned, words, int(plan["label"][k]))
+        writer.finish()
     finally:
         writer.close()
     return tokens

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from data_prep.dataset_format import LABEL, SPLITS, TEXT, TOKENS, shard_name
 
 RECORDS_PER_SHARD = 20_000  # ~50 MB of THUCNews per shard: parallel reads without thousands of files
+_SPILL_HEADER = struct.Struct("<QI")  # shuffled position, length of the serialized Example
 
 
 def shard_count(records: int) -> int:
@@ -17,31 +20,58 @@ def shard_count(records: int) -> int:
 
 
 class ShardWriter:
-    """Open writers for every shard of every split; `write` appends one tf.train.Example."""
+    """Writes each split's rows in their shuffled order, while the rows arrive in source order.
+
+    Sources are read front to back (often grouped by label), but training reads shards through a finite
+    shuffle buffer, so the files themselves must be shuffled. Shard i holds shuffled positions
+    [i*RECORDS_PER_SHARD, (i+1)*RECORDS_PER_SHARD): `write` spills each row to its shard's spill file,
+    `finish` sorts one spill at a time by position and writes the TFRecord. Memory stays one shard.
+    """
 
     def __init__(self, out_dir: Path, split_sizes: dict[str, int]) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
         self._tf = tf
+        self._out = Path(out_dir)
         self.counts = {split: shard_count(split_sizes[split]) for split in SPLITS}
-        self._writers = {
-            split: [tf.io.TFRecordWriter(str(out_dir / shard_name(split, i, n))) for i in range(n)]
-            for split, n in self.counts.items()
+        self._spills: dict[tuple[str, int], BinaryIO] = {
+            (split, i): open(self._spill_path(split, i), "wb") for split, n in self.counts.items() for i in range(n)
         }
 
+    def _spill_path(self, split: str, index: int) -> Path:
+        return self._out / f".{split}-{index:05d}.spill"  # dot name: never mistaken for a shard
+
     def write(self, split: str, position: int, text: str, tokens: str, label: int) -> None:
-        """Rows go round-robin over a split's shards by their shuffled position, so every shard mixes labels."""
         train = self._tf.train
         example = train.Example(features=train.Features(feature={
             TEXT: train.Feature(bytes_list=train.BytesList(value=[text.encode("utf-8")])),
             TOKENS: train.Feature(bytes_list=train.BytesList(value=[tokens.encode("utf-8")])),
             LABEL: train.Feature(int64_list=train.Int64List(value=[label])),
         }))
-        writers = self._writers[split]
-        writers[position % len(writers)].write(example.SerializeToString(deterministic=True))
+        data = example.SerializeToString(deterministic=True)
+        spill = self._spills[(split, position // RECORDS_PER_SHARD)]
+        spill.write(_SPILL_HEADER.pack(position, len(data)))
+        spill.write(data)
+
+    def finish(self) -> None:
+        """Turn every spill into its shard, rows sorted by shuffled position; remove the spills."""
+        self.close()
+        for (split, index) in self._spills:
+            path = self._spill_path(split, index)
+            rows = sorted(_read_spill(path))
+            with self._tf.io.TFRecordWriter(str(self._out / shard_name(split, index, self.counts[split]))) as out:
+                for _, data in rows:
+                    out.write(data)
+            path.unlink()
 
     def close(self) -> None:
-        for writers in self._writers.values():
-            for writer in writers:
-                writer.close()
+        for spill in self._spills.values():
+            spill.close()
+
+
+def _read_spill(path: Path) -> Iterator[tuple[int, bytes]]:
+    with open(path, "rb") as f:
+        while header := f.read(_SPILL_HEADER.size):
+            position, length = _SPILL_HEADER.unpack(header)
+            yield position, f.read(length)

@@ -45,8 +45,8 @@ def assign_splits(
     label_ids: np.ndarray, labels: list[str], ratios: tuple[float, float, float], seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """For rows with these label ids: (split index 0/1/2 per row, position of the row in its split's
-    shuffled order). Each label is shuffled by its own seeded RNG, so one label's split does not move
-    when another label's texts change."""
+    shuffled order, labels mixed). Each label is split by its own seeded RNG, so one label's split does not
+    move when another label's texts change."""
     split_of = np.empty(len(label_ids), dtype=np.int8)
     position = np.empty(len(label_ids), dtype=np.int64)
     filled = [0] * len(SPLITS)
@@ -60,4 +60,8 @@ def assign_splits(
             position[chosen] = np.arange(filled[split], filled[split] + size)
             filled[split] += size
             start += size
+    # interleave the labels: positions were handed out label by label; a seeded permutation per split mixes them
+    for split, size in enumerate(filled):
+        in_split = split_of == split
+        position[in_split] = np.random.default_rng([seed, split]).permutation(size)[position[in_split]]
     return split_of, position

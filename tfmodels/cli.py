@@ -80,6 +80,9 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-train-examples", type=int, help="Use only the first N train examples."),
         click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
                      help="auto: MirroredStrategy when >1 GPU (or TEXTCLF_CPU_DEVICES>1); multiworker reads TF_CONFIG."),
+        click.option("--mixed-precision/--float32", "mixed_precision", default=None,
+                     help="mixed_float16 compute (GPUs with tensor cores); float32 by default."),
+        click.option("--xla/--no-xla", default=None, help="Compile the train step with XLA (GPUs)."),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -33,6 +33,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "backup_every_steps": 50,  # BackupAndRestore frequency, so a kill mid-epoch loses little
     "strategy": "auto",
     "max_train_examples": 0,  # 0: all; >0: first N (smoke runs, bench)
+    "mixed_precision": False,  # mixed_float16 compute, float32 variables (GPUs); loss scaling is automatic
+    "xla": False,  # jit_compile the train step (GPUs; one compile per bucket shape)
 }
 
 # recorded in config.json beside the hyperparameters, ignored when that file is passed back as --config

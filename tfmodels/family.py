@@ -8,7 +8,7 @@ A model family is a small object (module-level singleton) with:
 - `defaults`: family-specific hyperparameters, and the family's values for shared trainer keys (epochs, lr,
   max_len...; see tfmodels.config.TRAIN_DEFAULTS). Order: shared < family < --config file < CLI flags.
 - `length_fn`: optional `tf.string scalar -> int32 scalar` used by the trainer to bucket examples by length
-  BEFORE batching (LSTM: word count); None means no bucketing (BERT: fixed sequence length).
+  BEFORE batching (LSTM: word count, BERT: character count); None means no bucketing.
 - `build(config, train_strings, num_classes) -> Built`: called INSIDE `strategy.scope()`. `train_strings`
   is an unbatched tf.data.Dataset of the train split's `input_feature` strings (vocabulary building).
 - `save(built, model_dir)` / `load(model_dir, config) -> Built`: persist the trained model in RUN_DIR/model/.

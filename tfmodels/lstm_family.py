@@ -115,21 +115,23 @@ class LSTMInputs(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="textclf")
 class WordDropout(keras.layers.Layer):
-    """While training, turn each word into OOV with probability `rate`: the model cannot lean on rare words."""
+    """While training, turn each id into `replacement` with probability `rate`: the model cannot lean on rare
+    words (OOV_ID) or single n-grams (0, i.e. left out of the mean)."""
 
-    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, rate: float, seed: int | None = None, replacement: int = OOV_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = rate
+        self.replacement = replacement
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, ids: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if not training or self.rate <= 0:
             return ids
         drop = keras.random.uniform(tf.shape(ids), seed=self.seed_generator) < self.rate
-        return tf.where(drop & (ids > 0), tf.constant(OOV_ID, ids.dtype), ids)
+        return tf.where(drop & (ids > 0), tf.constant(self.replacement, ids.dtype), ids)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "rate": self.rate}
+        return {**super().get_config(), "rate": self.rate, "replacement": self.replacement}
 
 
 @keras.saving.register_keras_serializable(package="textclf")
@@ -176,8 +178,9 @@ def build_network(config: dict[str, Any], vocab_size: int, num_classes: int) -> 
     inputs: Any = ids
     if config["ngram_n"] > 0:
         grams = keras.Input(shape=(None,), dtype="int64", name="char_ngrams")
+        g = WordDropout(config["ngram_dropout"], seed=config["seed"], replacement=0, name="ngram_dropout")(grams)
         g = keras.layers.Embedding(config["ngram_buckets"], config["ngram_dim"], mask_zero=True,
-                                   name="ngram_embedding")(grams)
+                                   name="ngram_embedding")(g)
         pooled.append(MaskedMean(name="ngram_mean")(g))
         inputs = {"token_ids": ids, "char_ngrams": grams}
     x = keras.layers.Concatenate()(pooled) if len(pooled) > 1 else pooled[0]
@@ -207,6 +210,7 @@ class LSTMFamily:
         "ngram_n": 2,  # character 1..n-grams of the same text, hashed, mean-pooled; 0 turns the branch off
         "ngram_buckets": 2**18,
         "ngram_dim": 64,
+        "ngram_dropout": 0.0,  # share of n-grams left out of the mean while training
         # shared trainer keys
         "epochs": 5,
         "lr": 1.5e-3,

@@ -32,5 +32,8 @@ def make_optimizer(config: dict[str, Any], total_steps: int) -> keras.optimizers
     schedule = WarmupDecay(config["lr"], int(total_steps * config["warmup_ratio"]), total_steps, config["decay"])
     clip = {"clipnorm": config["clipnorm"]} if config["clipnorm"] > 0 else {}
     if config["optimizer"] == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"], **clip)
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"], **clip)
+        # no decay on biases and normalisation scales/offsets (Keras and KerasHub name them so)
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return optimizer
     return keras.optimizers.Adam(schedule, **clip)

@@ -88,9 +88,11 @@ def compile_session(family: ModelFamily, data_dir: Path, config: dict[str, Any],
     steps_per_epoch = math.ceil(n_train / global_batch)
     print(f"{family.name}: {n_train} train examples, {len(labels)} labels, {replicas} replica(s) "
           f"({type(strategy).__name__}), global batch {global_batch}")
+    keras.mixed_precision.set_global_policy("mixed_float16" if config["mixed_precision"] else "float32")
     with strategy.scope():
         built = family.build(config, train_raw.map(lambda text, label: text), len(labels))
         built.model.compile(
+            jit_compile=config["xla"],
             optimizer=make_optimizer(config, steps_per_epoch * config["epochs"]),
             loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config["label_smoothing"]),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],

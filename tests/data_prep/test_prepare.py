@@ -116,3 +116,11 @@ def test_failure_leaves_no_output(small_corpus: Path, tmp_path: Path, monkeypatc
         prepare_dataset(str(small_corpus), out, workers=1, force=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "out"]
+
+
+def test_shards_are_shuffled_across_labels(builtin_dataset, read_split) -> None:
+    """The source lists every neg review before every pos one; the shards must not (finite shuffle buffers)."""
+    out, _ = builtin_dataset
+    first = [label for _, _, label in read_split(out, "train")[:200]]
+    assert 0.3 < sum(first) / len(first) < 0.7
+    assert not list(out.glob(".*.spill"))

@@ -38,3 +38,17 @@ def test_preprocessor_feeds_both_inputs_and_an_empty_text_gives_finite_probabili
     off = FAMILY._preprocessor({**config, "ngram_n": 0}, ["好", "很"])  # branch off: plain token ids as before
     assert off(tf.constant(["很 好"])).shape == (1, 2)
     assert len(build_network({**config, "ngram_n": 0}, 4, 2).inputs) == 1
+
+
+def test_ngram_dropout_removes_ngrams_only_while_training() -> None:
+    import tensorflow as tf
+
+    from tfmodels.lstm_family import WordDropout
+
+    ids = tf.constant([[5, 6, 7, 8, 0, 0]] * 200, tf.int64)
+    layer = WordDropout(0.5, seed=1, replacement=0)
+    np.testing.assert_array_equal(layer(ids, training=False).numpy(), ids.numpy())
+    dropped = layer(ids, training=True).numpy()
+    assert set(np.unique(dropped)) <= {0, 5, 6, 7, 8}
+    share = (dropped[:, :4] == 0).mean()  # padding stays padding; about half the n-grams go
+    assert 0.4 < share < 0.6 and (dropped[:, 4:] == 0).all()
