@@ -19,8 +19,6 @@ test: setup
 
 demo: setup
 	BIN=$(BIN) DEMO=$(DEMO) bash scripts/demo.sh
-	$(BIN)/textclf train lstm --data $(DEMO)/data --out $(DEMO)/lstm --force
-	$(BIN)/textclf export $(DEMO)/lstm --model-base $(DEMO)/models --name sentiment --force
 
 clean:
 	rm -rf runs bench/work

@@ -20,8 +20,10 @@ import json, sys
 import tensorflow as tf
 sig = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 out = sig(tokens=tf.constant(json.loads(sys.argv[2])))
-print(json.dumps({k: v.numpy().tolist() if v.dtype != tf.string else [s.decode() for s in v.numpy()]
-                  for k, v in out.items()}))
+def plain(value):  # bytes (at any nesting depth: class_names is [batch, C]) -> str
+    return [plain(v) for v in value] if isinstance(value, list) else (
+        value.decode() if isinstance(value, bytes) else value)
+print(json.dumps({k: plain(v.numpy().tolist()) for k, v in out.items()}))
 """
 
 
