@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 from data_prep.errors import UserError
 
@@ -20,13 +20,20 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
+    with open_atomic(path, "wb") as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def open_atomic(path: Path, mode: str = "w", **open_kwargs: object) -> Iterator[IO]:
+    """Stream into a temp sibling of `path`; rename it over `path` only when the block ends without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(fd, FILE_MODE)  # mkstemp makes 0600; a published file should read like any other
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

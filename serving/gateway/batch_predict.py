@@ -6,20 +6,17 @@ prep accepts is read here the same way; memory stays flat however big the file i
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import itertools
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence
 
 import click
 import requests
 
-from data_prep.atomic import FILE_MODE
+from data_prep.atomic import open_atomic
 from data_prep.errors import UserError
 from data_prep.sources import Row, open_source
 from serving.gateway.errors import ApiError
@@ -96,7 +93,7 @@ def predict_file(input_path: Path, output_path: Path, classify: ClassifyFn, *, t
     source = open_source(str(input_path), text_col=text_col, label_col=text_col, header=header,
                          text_key=text_key, label_key=text_key)
     counts = {"rows": 0, "classified": 0, "errors": 0}
-    with _atomic_output(output_path) as out, click.progressbar(
+    with open_atomic(output_path, "w", encoding="utf-8", newline="") as out, click.progressbar(
             length=_line_count(Path(input_path)), label="classifying", file=sys.stderr) as bar:
         write = _writer(out, output_path.suffix.lower())
         for batch in _batches(source.rows(), batch_size):
@@ -137,24 +134,3 @@ def _writer(out: IO[str], suffix: str) -> Callable[[Row, dict[str, Any] | None],
         table.writerow([row.text or "", result["label"] if result else "",
                         f"{result['score']:.6f}" if result else "", "" if result else row.problem])
     return write_row
-
-
-@contextlib.contextmanager
-def _atomic_output(path: Path) -> Iterator[IO[str]]:
-    """A text file streamed to a temp sibling and renamed over `path` only when complete.
-
-    data_prep.atomic writes whole buffers; this is its streaming counterpart (same temp naming).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(fd, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

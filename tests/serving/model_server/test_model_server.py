@@ -25,7 +25,7 @@ def server(tmp_path_factory, start_server):
     (base / "notes").mkdir()
     monitoring = base.parent / "monitoring.config"
     monitoring.write_text('prometheus_config { enable: true, path: "/metrics/tf" }')
-    server = start_server([f"--model_name=half", f"--model_base_path={base}", "--file_system_poll_wait_seconds=1",
+    server = start_server(["--model_name=half", f"--model_base_path={base}", "--file_system_poll_wait_seconds=1",
                            f"--monitoring_config_file={monitoring}", "--enable_profiler=false"], "half")
     server.base = base
     return server
