@@ -26,13 +26,12 @@ from typing import Callable
 import requests
 
 from bench import loadgen, processes, report
-from bench.processes import VENV_BIN, child_env, free_port, running
+from bench.processes import TEXTCLF, VENV_BIN, child_env, free_port, running
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "work"
 RESULTS = BENCH / "results"
 MODEL = "sentiment"
-TEXTCLF = str(VENV_BIN / "textclf")
 PYTHON = sys.executable
 
 # gunicorn for 2 cores: clean + jieba hold the GIL, the upstream call does not, so threads per worker

@@ -4,11 +4,11 @@ Writers (data_prep) and readers (tfmodels) both take these names from here, so t
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from data_prep.errors import UserError
+from data_prep.json_file import read_json
 
 SCHEMA_VERSION = 1
 META_FILE = "meta.json"
@@ -40,10 +40,7 @@ def read_meta(dataset_dir: Path) -> dict[str, Any]:
     path = Path(dataset_dir) / META_FILE
     if not path.is_file():
         raise UserError(f"{dataset_dir} is not a prepared dataset (no {META_FILE}); run `textclf prep` first")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    meta = read_json(path)
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise UserError(f"{path} has schema_version {meta.get('schema_version')!r}; this textclf reads {SCHEMA_VERSION}")
     return meta

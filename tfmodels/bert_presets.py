@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import UserError
+from data_prep.json_file import read_json
 
 # The BERT miniatures of Turc et al. (2019) plus BERT-base; tiny is the CPU default.
 SIZES: dict[str, dict[str, int]] = {
@@ -50,10 +51,7 @@ def preset_layout(preset: Path) -> str:
     config_path = preset / "config.json"
     if not config_path.is_file():
         raise UserError(f"{preset} has no config.json: not a KerasHub or Hugging Face model folder")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{config_path} is not valid JSON: {exc}") from None
+    config = read_json(config_path)
     if "registered_name" in config:
         if "Bert" not in config["registered_name"]:
             raise UserError(f"{preset} holds a {config['registered_name']}, not a BERT backbone")

@@ -7,7 +7,6 @@ and point it at a real local model server.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from data_prep.errors import UserError
+from data_prep.json_file import read_json
 from data_prep.preprocess import Preprocessor
 from data_prep.segment import Segmenter
 from serving.gateway.classifier import Classifier
@@ -68,10 +67,7 @@ def build_preprocessor(config: GatewayConfig) -> Preprocessor:
     user_dict = Path(config.user_dict) if config.user_dict else None
     stopwords = Path(config.stopwords) if config.stopwords else None
     if config.preprocessing:
-        try:
-            recorded = json.loads(Path(config.preprocessing).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"cannot read preprocessing config {config.preprocessing}: {exc}") from None
+        recorded = read_json(Path(config.preprocessing))
         cfg = recorded.get("preprocessing", recorded) if isinstance(recorded, dict) else recorded
         preprocessor = Preprocessor.from_config(cfg, user_dict=user_dict, stopwords=stopwords)
     else:

@@ -6,13 +6,13 @@ so a test can kill it mid-epoch.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench.processes import child_env
 from data_prep.dataset_format import LABEL, META_FILE, SCHEMA_VERSION, TEXT, TOKENS, shard_name
 from tests.support.corpus import LABELS, SMALL, generated_rows  # noqa: F401 - SMALL re-exported to tests
 
@@ -50,10 +50,10 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **extra}
+    """The CLI's environment on CPU: no logical-device split unless a test asks for one."""
+    env = child_env(CUDA_VISIBLE_DEVICES="")
     env.pop("TEXTCLF_CPU_DEVICES", None)
-    env.update(extra)
-    return env
+    return {**env, **extra}
 
 
 def textclf(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
