@@ -86,6 +86,9 @@ def markdown(results: dict, plot_rel: str) -> str:
         f"- Gateway: gunicorn `{s['gunicorn']['worker_class']}`, {s['gunicorn']['workers']} workers x "
         f"{s['gunicorn']['threads']} threads, gRPC to the local model server. The model server is called "
         "directly over REST `:predict` with pre-segmented `tokens` (no cleaning/jieba on that path).",
+        *([f"- Model server: `--tensorflow_intra_op_parallelism={t['intra_op']}` "
+           f"`--tensorflow_inter_op_parallelism={t['inter_op']}` (batching off unless a row says on)."]
+          if (t := s.get("model_server_tf_threads")) else []),
         "- Naive baseline (`bench/naive_baseline.py`): one Flask process, own regex cleaning + jieba, "
         "`model.predict` per request, as tutorial articles do.",
         "",
@@ -110,6 +113,12 @@ def markdown(results: dict, plot_rel: str) -> str:
                 where, state = key.rsplit("_", 1)
                 out.append(_row(f"{LABELS.get(where, where)}, batching {state}", batching[key]))
         out.append("")
+    threads = results.get("tf_threads")
+    if threads:
+        out += ["## Model server TF thread pools", "",
+                "The gateway row at the top concurrency above, against the same model server started with TF's "
+                "default thread pools (intra/inter op parallelism 0 = TF decides):", "", HEADER,
+                _row("gateway, model server intra/inter 0/0", threads), ""]
     sweep = results.get("gunicorn_sweep")
     if sweep:
         out += ["## Gateway worker/thread sweep (32 clients)", "",

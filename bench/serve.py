@@ -41,6 +41,11 @@ GUNICORN_THREADS = 8
 GATEWAY_APP = "serving.gateway.wsgi:app"
 GUNICORN_CONF = processes.REPO / "serving" / "gateway" / "gunicorn.conf.py"
 
+# TF Serving's --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism for the model server:
+# with 0 (TF decides) each single-text request fans out over both cores' thread pools and spins there,
+# taking CPU from the gateway on the same 2 cores; 1/1 runs each request on one core (see "tf_threads")
+TF_THREADS = (1, 1)
+
 # TF Serving batching_parameters_file (text format of BatchingParameters)
 BATCHING_PARAMETERS = {
     "max_batch_size": 32,
@@ -117,10 +122,12 @@ def null_server(work: Path):
                          _http_ok(f"http://127.0.0.1:{port}/"), what="null server", timeout_s=20)
 
 
-def model_server(work: Path, model_base: Path, *, batching: bool = False):
+def model_server(work: Path, model_base: Path, *, batching: bool = False, tf_threads: tuple[int, int] = (0, 0)):
+    """The local model server; tf_threads = (intra, inter) op parallelism, TF Serving's flags (0 = TF decides)."""
     grpc_port, rest_port = free_port(), free_port()
     cmd = [TEXTCLF, "model-server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-           f"--model_name={MODEL}", f"--model_base_path={model_base}"]
+           f"--model_name={MODEL}", f"--model_base_path={model_base}",
+           f"--tensorflow_intra_op_parallelism={tf_threads[0]}", f"--tensorflow_inter_op_parallelism={tf_threads[1]}"]
     if batching:
         params = work / "batching_parameters.txt"
         params.write_text("".join(f"{k} {{ value: {v} }}\n" for k, v in BATCHING_PARAMETERS.items()))
@@ -226,7 +233,7 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
                 "points": point(f"http://127.0.0.1:{port}/", "null", concurrency)}
 
     if wanted & {"model_server", "gateway"}:
-        (grpc_port, rest_port), server = model_server(args.work, model_base)
+        (grpc_port, rest_port), server = model_server(args.work, model_base, tf_threads=TF_THREADS)
         with server:
             if "model_server" in wanted:
                 log("model server REST :predict (tokens), batching off")
@@ -249,7 +256,7 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
         batching: dict = {"connections": c, "parameters": BATCHING_PARAMETERS}
         for flag in (False, True):
             key = "on" if flag else "off"
-            (grpc_port, rest_port), server = model_server(args.work, model_base, batching=flag)
+            (grpc_port, rest_port), server = model_server(args.work, model_base, batching=flag, tf_threads=TF_THREADS)
             with server:
                 log(f"batching {key}: model server REST at {c} clients")
                 batching[f"model_server_{key}"] = point(
@@ -267,6 +274,16 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
                             measured = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
                         results["gunicorn_sweep"].append({"workers": sweep_workers, "threads": sweep_threads, **measured})
         results["batching"] = batching
+
+    if "tf_threads" in wanted:
+        c = max(concurrency)
+        log(f"model server with TF's default thread pools (intra/inter 0): gateway {workers}x{threads} at {c} clients")
+        (grpc_port, rest_port), server = model_server(args.work, model_base)
+        with server:
+            port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
+            with gw:
+                results["tf_threads"] = {"intra_inter": [0, 0], **point(f"http://127.0.0.1:{port}/v1/classify",
+                                                                         "gateway", [c])[0]}
 
     if "naive" in wanted:
         log("naive baseline: one Flask process, model.predict per request")
@@ -288,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=12, help="seconds per measured point")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load before each point")
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--targets", default="null,model_server,gateway,batching,naive",
+    parser.add_argument("--targets", default="null,model_server,gateway,batching,tf_threads,naive",
                         help="comma-separated subset; results of targets not named are kept from the last run")
     parser.add_argument("--gunicorn", type=_workers_threads, default=(GUNICORN_WORKERS, GUNICORN_THREADS),
                         help="WORKERSxTHREADS of the gateway")
@@ -314,13 +331,15 @@ def main(argv: list[str] | None = None) -> None:
                      "wrk_threads": 1, "texts_per_request": 1, "sentences": 256,
                      "gunicorn": {"workers": args.gunicorn[0], "threads": args.gunicorn[1],
                                   "worker_class": "gthread", "app": GATEWAY_APP, "config": "serving/gateway/gunicorn.conf.py"},
-                     "batching_parameters": BATCHING_PARAMETERS},
+                     "batching_parameters": BATCHING_PARAMETERS,
+                     "model_server_tf_threads": {"intra_op": TF_THREADS[0], "inter_op": TF_THREADS[1]}},
         "targets": {},
     }
     if args.out.exists():  # keep what an earlier run measured for targets not re-run now
         previous = json.loads(args.out.read_text(encoding="utf-8"))
         results["targets"] = {k: v for k, v in previous.get("targets", {}).items() if k not in wanted}
-        for key, target in (("instrument", "null"), ("batching", "batching"), ("gunicorn_sweep", "batching")):
+        for key, target in (("instrument", "null"), ("batching", "batching"), ("gunicorn_sweep", "batching"),
+                            ("tf_threads", "tf_threads")):
             if key in previous and target not in wanted:
                 results[key] = previous[key]
     run_targets(args, results, wanted, run_dir, model_base, bodies)

@@ -73,6 +73,7 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--decay", type=click.Choice(["cosine", "linear"])),
         click.option("--clipnorm", type=float, help="Gradient clipping by norm; 0 turns it off."),
         click.option("--label-smoothing", type=float),
+        click.option("--ema", type=float, help="Momentum of a moving average of the weights (0.99); 0 turns it off."),
         click.option("--patience", type=int, help="Early stopping on dev accuracy (best weights kept)."),
         click.option("--seed", type=int), click.option("--max-len", type=int, help="Length cap."),
         click.option("--bucketing/--pad-to-max", default=None, help="Bucket batches by length (default) or pad."),
@@ -111,6 +112,8 @@ def run_training(family: str, *, data: Path, out: Path, config_file: Path | None
 @click.option("--min-count", type=int, help="Vocabulary: minimum train-split count of a word.")
 @click.option("--max-vocab", type=int, help="Vocabulary: maximum number of words.")
 @click.option("--oov-chars/--no-oov-chars", default=None, help="Feed unknown words as their characters (default).")
+@click.option("--wide/--no-wide", default=None,
+              help="Add a linear model on the character n-grams' TF-IDF to the logits (wide & deep; default).")
 @click.option("--embeddings", type=click.Path(path_type=Path, dir_okay=False),
               help="Pretrained word2vec text file; words it lacks start random.")
 def train_lstm(embeddings: Path | None, **flags: Any) -> None:

@@ -25,6 +25,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "decay": "cosine",  # cosine | linear
     "clipnorm": 1.0,
     "label_smoothing": 0.0,
+    "ema": 0.0,  # >0: keep an exponential moving average of the weights (this momentum); dev, best and final use it
     "patience": 2,  # early stopping on dev accuracy; best weights restored
     "seed": 1234,
     "shuffle_buffer": 20000,

@@ -3,6 +3,7 @@
 Beside the LSTM, an optional bag of hashed character n-grams (fastText-style: embedded, mean-pooled) is
 computed in-graph from the same `tokens` string and joins the LSTM's pooled features before the classifier:
 on short reviews the n-grams carry most of the signal (the TF-IDF baseline lives on them), the LSTM adds order.
+The same n-grams also feed a "wide" linear model on their TF-IDF whose logits are added (wide & deep).
 
 The LSTM layers keep Keras's defaults that select the fused cuDNN kernel on a GPU (tanh, sigmoid,
 recurrent_dropout=0, unroll=False, use_bias=True); padding is on the right, which cuDNN's masking needs.
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from data_prep.dataset_format import TOKENS
@@ -161,6 +163,61 @@ class MaskedMean(keras.layers.Layer):
         return None
 
 
+@keras.saving.register_keras_serializable(package="textclf")
+class TfIdfLinear(keras.layers.Layer):
+    """Logits of a linear model on the L2-normalised sublinear TF-IDF vector of the hashed n-grams.
+
+    The "wide" half of wide & deep: the very features of the TF-IDF + logistic-regression baseline, inside
+    the graph and trained with the network. It errs differently from the LSTM, so the sum beats both.
+    `idf` (0 for n-grams seen in fewer than min_df train texts) is set once from the train split and saved
+    with the model; `scale` multiplies the kernel so Adam's ~lr-sized steps reach a linear model's weights.
+    """
+
+    def __init__(self, buckets: int, units: int, scale: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.buckets, self.units, self.scale = buckets, units, scale
+
+    def build(self, input_shape: Any) -> None:
+        self.idf = self.add_weight(shape=(self.buckets,), initializer="zeros", trainable=False, name="idf")
+        self.kernel = self.add_weight(shape=(self.buckets, self.units), initializer="zeros", name="kernel")
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        ids = tf.cast(ids, tf.int64)
+        batch = tf.shape(ids, out_type=tf.int64)[0]
+        present = tf.where(ids > 0)  # [M, 2]: (row, position) of every n-gram occurrence
+        keys = present[:, 0] * self.buckets + tf.gather_nd(ids, present)
+        unique, _, counts = tf.unique_with_counts(keys)
+        rows, grams = unique // self.buckets, unique % self.buckets
+        weights = (1.0 + tf.math.log(tf.cast(counts, self.compute_dtype))) * tf.gather(
+            tf.cast(self.idf, self.compute_dtype), grams)
+        norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(weights), rows, batch))
+        weights = tf.math.divide_no_nan(weights, tf.gather(norms, rows))
+        kernel = tf.gather(tf.cast(self.kernel, self.compute_dtype), grams) * self.scale
+        return tf.math.unsorted_segment_sum(weights[:, None] * kernel, rows, batch)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, int]:
+        return (input_shape[0], self.units)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "buckets": self.buckets, "units": self.units, "scale": self.scale}
+
+
+def document_frequencies(ngram_batches: Any, buckets: int) -> np.ndarray:
+    """How many texts hold each hashed n-gram: batches of padded ids [B, N] in, int64 [buckets] out."""
+    df = np.zeros(buckets, dtype=np.int64)
+    for ids in ngram_batches:
+        rows = np.broadcast_to(np.arange(len(ids), dtype=np.int64)[:, None], ids.shape)
+        keys = np.unique(rows[ids > 0] * buckets + ids[ids > 0])
+        df += np.bincount(keys % buckets, minlength=buckets)
+    return df
+
+
+def smooth_idf(df: np.ndarray, docs: int, min_df: int) -> np.ndarray:
+    """scikit-learn's smooth idf, ln((1 + n) / (1 + df)) + 1, and 0 below min_df (like min_df=2 there)."""
+    idf = np.log((1.0 + docs) / (1.0 + df)) + 1.0
+    return np.where(df >= min_df, idf, 0.0).astype("float32")
+
+
 def build_network(config: dict[str, Any], vocab_size: int, num_classes: int) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     x = WordDropout(config["word_dropout"], seed=config["seed"], name="word_dropout")(ids)
@@ -186,6 +243,9 @@ def build_network(config: dict[str, Any], vocab_size: int, num_classes: int) -> 
     x = keras.layers.Concatenate()(pooled) if len(pooled) > 1 else pooled[0]
     x = keras.layers.Dropout(config["dropout"])(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
+    if config["ngram_n"] > 0 and config["wide"]:
+        wide = TfIdfLinear(config["ngram_buckets"], num_classes, scale=config["wide_scale"], name="wide")(grams)
+        logits = keras.layers.Add(name="wide_and_deep")([logits, wide])
     return keras.Model(inputs, logits, name="lstm_classifier")
 
 
@@ -212,11 +272,14 @@ class LSTMFamily:
         "ngram_buckets": 2**18,
         "ngram_dim": 32,
         "ngram_dropout": 0.5,  # share of n-grams left out of the mean while training
+        "wide": True,  # add a linear model on the n-grams' TF-IDF (wide & deep); needs ngram_n > 0
+        "wide_scale": 10.0,  # tuned: 1 learns the linear part too slowly in 5 epochs, 30 overfits it
         # shared trainer keys
         "epochs": 5,
         "lr": 1.5e-3,
         "weight_decay": 0.05,
         "label_smoothing": 0.1,
+        "ema": 0.998,  # dev/test use a moving average over ~2 epochs of weights: steadier than the last step
     }
     length_fn = staticmethod(word_count)
 
@@ -240,7 +303,13 @@ class LSTMFamily:
         model = build_network(config, len(words) + RESERVED, num_classes)
         if vectors is not None:
             model.get_layer("embedding").set_weights([vectors])
-        return Built(preprocessor=self._preprocessor(config, words), model=model)
+        preprocessor = self._preprocessor(config, words)
+        if config["ngram_n"] > 0 and config["wide"]:
+            ngram_batches = train_strings.batch(1024).map(lambda s: preprocessor(s)["char_ngrams"])
+            df = document_frequencies(ngram_batches.as_numpy_iterator(), config["ngram_buckets"])
+            docs = int(train_strings.reduce(0, lambda count, _: count + 1))
+            model.get_layer("wide").idf.assign(smooth_idf(df, docs, config["min_count"]))
+        return Built(preprocessor=preprocessor, model=model)
 
     def save(self, built: Built, model_dir: Path) -> None:
         model_dir.mkdir(parents=True, exist_ok=True)

@@ -30,10 +30,12 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 def make_optimizer(config: dict[str, Any], total_steps: int) -> keras.optimizers.Optimizer:
     schedule = WarmupDecay(config["lr"], int(total_steps * config["warmup_ratio"]), total_steps, config["decay"])
-    clip = {"clipnorm": config["clipnorm"]} if config["clipnorm"] > 0 else {}
+    extra: dict[str, Any] = {"clipnorm": config["clipnorm"]} if config["clipnorm"] > 0 else {}
+    if config.get("ema", 0.0) > 0:  # runs saved before the key existed have no EMA
+        extra.update(use_ema=True, ema_momentum=config["ema"])
     if config["optimizer"] == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"], **clip)
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"], **extra)
         # no decay on biases and normalisation scales/offsets (Keras and KerasHub name them so)
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
         return optimizer
-    return keras.optimizers.Adam(schedule, **clip)
+    return keras.optimizers.Adam(schedule, **extra)

@@ -137,6 +137,9 @@ def train(family_name: str, data_dir: Path, run_dir: Path, *, config_file: Path 
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), save_freq=config["backup_every_steps"],
                                         double_checkpoint=True),  # a kill mid-write keeps the previous one
+        # EMA weights in the model for validation and the best checkpoint, raw weights back for training;
+        # after BackupAndRestore, whose backups must hold the raw weights
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config["ema"] > 0 else []),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
                                         save_weights_only=True, initial_value_threshold=_best_dev_so_far(run_dir)),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config["patience"]),
