@@ -202,14 +202,15 @@ class TfIdfLinear(keras.layers.Layer):
         return {**super().get_config(), "buckets": self.buckets, "units": self.units, "scale": self.scale}
 
 
-def document_frequencies(ngram_batches: Any, buckets: int) -> np.ndarray:
-    """How many texts hold each hashed n-gram: batches of padded ids [B, N] in, int64 [buckets] out."""
-    df = np.zeros(buckets, dtype=np.int64)
+def document_frequencies(ngram_batches: Any, buckets: int) -> tuple[np.ndarray, int]:
+    """(how many texts hold each hashed n-gram, int64 [buckets]; how many texts) from padded ids [B, N]."""
+    df, docs = np.zeros(buckets, dtype=np.int64), 0
     for ids in ngram_batches:
         rows = np.broadcast_to(np.arange(len(ids), dtype=np.int64)[:, None], ids.shape)
         keys = np.unique(rows[ids > 0] * buckets + ids[ids > 0])
         df += np.bincount(keys % buckets, minlength=buckets)
-    return df
+        docs += len(ids)
+    return df, docs
 
 
 def smooth_idf(df: np.ndarray, docs: int, min_df: int) -> np.ndarray:
@@ -306,8 +307,7 @@ class LSTMFamily:
         preprocessor = self._preprocessor(config, words)
         if config["ngram_n"] > 0 and config["wide"]:
             ngram_batches = train_strings.batch(1024).map(lambda s: preprocessor(s)["char_ngrams"])
-            df = document_frequencies(ngram_batches.as_numpy_iterator(), config["ngram_buckets"])
-            docs = int(train_strings.reduce(0, lambda count, _: count + 1))
+            df, docs = document_frequencies(ngram_batches.as_numpy_iterator(), config["ngram_buckets"])
             model.get_layer("wide").idf.assign(smooth_idf(df, docs, config["min_count"]))
         return Built(preprocessor=preprocessor, model=model)
 

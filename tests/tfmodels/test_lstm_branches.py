@@ -66,7 +66,9 @@ def test_wide_part_is_logistic_regression_on_the_baselines_tfidf_features() -> N
     ids = char_ngram_ids(split_words(tf.constant(texts)), 3, buckets).numpy()
     layer = TfIdfLinear(buckets, 2, scale=10.0)
     layer.build(ids.shape)
-    layer.idf.assign(smooth_idf(document_frequencies([ids[:3], ids[3:]], buckets), len(texts), min_df=2))
+    df, docs = document_frequencies([ids[:3], ids[3:]], buckets)
+    assert docs == len(texts)
+    layer.idf.assign(smooth_idf(df, docs, min_df=2))
     kernel = np.random.default_rng(0).normal(size=(buckets, 2)).astype("float32")
     layer.kernel.assign(kernel)
 
