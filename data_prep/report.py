@@ -72,9 +72,8 @@ def _plot(path: Path, chars: np.ndarray, tokens: np.ndarray) -> None:
         axes.set_xlabel(unit)
         axes.set_ylabel("texts")
     figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png", metadata={"Software": None})
-    tmp.replace(path)
+    with atomic.open_atomic(path, "wb") as f:
+        figure.savefig(f, format="png", metadata={"Software": None})
 
 
 def write_report(out: Path, meta: dict[str, Any], split_of: np.ndarray, chars: np.ndarray, tokens: np.ndarray) -> str:
