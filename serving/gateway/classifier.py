@@ -34,25 +34,29 @@ class Classifier:
     def classify(self, model: str, texts: Sequence[str], *, version: int | None = None,
                  label: str | None = None, top_k: int = 1) -> Classification:
         signature = self._signature(model, version, label)
+        try:
+            answer = self._predict(signature, texts, top_k)
+        except UpstreamError as exc:
+            if exc.kind != "not_found":
+                raise exc.to_api_error() from None
+            # the cached version was unloaded (or the label moved) since we resolved it: resolve once more,
+            # and prepare for the new signature (its input kind and outputs may differ from the old one's)
+            self.signatures.invalidate(model, version, label)
+            signature = self._signature(model, version, label)
+            try:
+                answer = self._predict(signature, texts, top_k)
+            except UpstreamError as again:
+                raise again.to_api_error() from None
+        return Classification(model, signature.version, _results(answer, len(texts), top_k))
+
+    def _predict(self, signature: Signature, texts: Sequence[str], top_k: int) -> dict[str, list[Any]]:
         input_name = input_kind(signature)
         prepare = self.preprocessor.tokens if input_name == TOKENS else self.preprocessor.clean
         values = [prepare(text) for text in texts]
         # class_names repeats every label on every row: fetch it only when top-k needs more than the argmax
         wanted = (PROBABILITIES, LABEL, CLASS_NAMES) if top_k > 1 else (PROBABILITIES, LABEL)
         outputs = [name for name in wanted if name in signature.outputs]
-        try:
-            answer = self.upstream.predict(model, signature.version, input_name, values, outputs)
-        except UpstreamError as exc:
-            if exc.kind != "not_found":
-                raise exc.to_api_error() from None
-            # the cached version was unloaded (or the label moved) since we resolved it: resolve once more
-            self.signatures.invalidate(model, version, label)
-            signature = self._signature(model, version, label)
-            try:
-                answer = self.upstream.predict(model, signature.version, input_name, values, outputs)
-            except UpstreamError as again:
-                raise again.to_api_error() from None
-        return Classification(model, signature.version, _results(answer, len(texts), top_k))
+        return self.upstream.predict(signature.model, signature.version, input_name, values, outputs)
 
     def _signature(self, model: str, version: int | None, label: str | None) -> Signature:
         try:

@@ -27,13 +27,13 @@ __all__ = ["MODEL", "ModelServer", "Gateway", "publish_tiny_version", "model_ser
            "version_states", "free_port", "start", "stop", "wait_until", "child_env"]
 
 
-def publish_tiny_version(base: Path, version: int, *, bias: int = -1) -> Path:
+def publish_tiny_version(base: Path, version: int, *, bias: int = -1, input_name: str = "tokens") -> Path:
     """MODEL_BASE/NAME/VERSION written under a '.' temp name beside it, then renamed (Contract 2)."""
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=base))
     try:
         os.rmdir(tmp)  # tf.saved_model.save creates the folder itself
-        tiny_models.build(tmp, "tokens", bias=bias)
+        tiny_models.build(tmp, input_name, bias=bias)
         os.replace(tmp, base / str(version))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
