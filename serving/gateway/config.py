@@ -43,6 +43,10 @@ class GatewayConfig:
     breaker_reset_s: float = 5.0  # open -> half-open after this long
     metadata_ttl_s: float = 30.0  # signature/version cache per model, version or label
     pool_size: int = 32  # REST keep-alive connections
+    # merge one worker's overlapping predict calls into one TF Serving call of up to this many texts
+    # (0 = off); keep it <= TF Serving's max_batch_size when its batching is on
+    coalesce_max_texts: int = 32
+    coalesce_in_flight: int = 2  # TF Serving calls per model version one worker runs at once
 
     def __post_init__(self) -> None:
         if bool(self.tfserving_rest) == bool(self.tfserving_grpc):
@@ -50,9 +54,11 @@ class GatewayConfig:
         if self.tfserving_rest and not self.tfserving_rest.startswith(("http://", "https://")):
             raise UserError(f"--tfserving-rest must be an http(s) URL, got {self.tfserving_rest!r}")
         for name in ("max_texts", "max_text_chars", "max_body_bytes", "default_top_k", "max_top_k",
-                     "breaker_failures", "pool_size"):
+                     "breaker_failures", "pool_size", "coalesce_in_flight"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.coalesce_max_texts < 0:
+            raise UserError(f"coalesce_max_texts must be >= 0, got {self.coalesce_max_texts}")
         if self.retries < 0 or self.upstream_timeout_s <= 0 or self.breaker_reset_s <= 0:
             raise UserError("retries must be >= 0, upstream_timeout_s and breaker_reset_s > 0")
         for name in ("preprocessing", "user_dict", "stopwords"):

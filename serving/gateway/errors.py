@@ -13,8 +13,8 @@ CODES = {
     "invalid_request": 422,  # JSON is fine but a field is missing, of the wrong type or out of range
     "too_many_texts": 422,
     "text_too_long": 422,
-    "unsupported_model": 422,
-    "upstream_rejected": 422,  # TF Serving called the request invalid (INVALID_ARGUMENT)  # signature takes neither `tokens` nor `text`, or lacks the outputs we read
+    "unsupported_model": 422,  # signature takes neither `tokens` nor `text`, or lacks the outputs we read
+    "upstream_rejected": 422,  # TF Serving called the request invalid (INVALID_ARGUMENT)
     "upstream_error": 502,  # TF Serving answered with an error we cannot blame on the request
     "bad_model_output": 502,  # TF Serving answered, but not with what the signature promises
     "upstream_unavailable": 503,  # TF Serving unreachable after retries

@@ -14,6 +14,7 @@ from prometheus_client import multiprocess
 from serving.gateway.resilience import CLOSED, HALF_OPEN, OPEN
 
 BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _SCORE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
@@ -27,6 +28,11 @@ class GatewayMetrics:
         self.errors = Counter("textclf_gateway_errors_total", "Error answers by stable error code", ["code"], registry=r)
         self.upstream_latency = Histogram("textclf_gateway_upstream_seconds", "TF Serving call latency per attempt",
                                           ["operation"], registry=r)
+        self.coalesced_requests = Histogram("textclf_gateway_coalesced_requests",
+                                            "Client requests merged into one TF Serving predict call",
+                                            buckets=_BATCH_BUCKETS, registry=r)
+        self.upstream_batch_texts = Histogram("textclf_gateway_upstream_batch_texts",
+                                              "Texts per TF Serving predict call", buckets=_BATCH_BUCKETS, registry=r)
         self.breaker = Gauge("textclf_gateway_circuit_breaker_state", "0 closed, 1 half-open, 2 open",
                              registry=r, multiprocess_mode="max")
         self.predictions = Counter("textclf_gateway_predictions_total", "Predicted labels per model and version",
@@ -36,6 +42,10 @@ class GatewayMetrics:
 
     def breaker_changed(self, state: str) -> None:
         self.breaker.set(BREAKER_VALUES[state])
+
+    def coalesced(self, requests: int, texts: int) -> None:
+        self.coalesced_requests.observe(requests)
+        self.upstream_batch_texts.observe(texts)
 
     def predicted(self, model: str, version: int, labels: Sequence[str], scores: Sequence[float]) -> None:
         for label, score in zip(labels, scores):

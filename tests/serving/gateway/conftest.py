@@ -32,9 +32,10 @@ MODELS_CONFIG = """model_config_list {{
 class ModelServer:
     """`textclf model-server` serving MODELS; stop() kills it; start() again reuses the same ports."""
 
-    def __init__(self, config_file: Path, log_path: Path) -> None:
+    def __init__(self, config_file: Path, log_path: Path, *extra_flags: str) -> None:
         self.config_file = config_file
         self.log_path = log_path
+        self.extra_flags = extra_flags
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.rest_url = f"http://127.0.0.1:{self.rest_port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
@@ -42,7 +43,8 @@ class ModelServer:
 
     def start(self) -> None:
         self.proc = start([str(TEXTCLF), "model-server", f"--port={self.grpc_port}",
-                           f"--rest_api_port={self.rest_port}", f"--model_config_file={self.config_file}"],
+                           f"--rest_api_port={self.rest_port}", f"--model_config_file={self.config_file}",
+                           *self.extra_flags],
                           self.log_path)
         try:
             wait_until(lambda: all(self._available(model) for model in MODELS), timeout_s=120, proc=self.proc,
