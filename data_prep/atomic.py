@@ -43,6 +43,12 @@ def open_atomic(path: Path, mode: str = "w", **open_kwargs: object) -> Iterator[
         raise
 
 
+def refuse_existing(path: Path, force: bool) -> None:
+    """Fail before any work starts, not after it, when the output exists and --force was not given."""
+    if Path(path).exists() and not force:
+        raise UserError(f"{path} already exists (use --force to replace it)")
+
+
 @contextlib.contextmanager
 def publish_dir(final: Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside `final`; on success rename it to `final`, on failure remove it.
@@ -51,8 +57,7 @@ def publish_dir(final: Path, *, force: bool = False) -> Iterator[Path]:
     Temp names start with "." so version scanners (TF Serving, our model server) never list them.
     """
     final = Path(final)
-    if final.exists() and not force:
-        raise UserError(f"{final} already exists (use --force to replace it)")
+    refuse_existing(final, force)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     os.chmod(tmp, DIR_MODE)  # mkdtemp makes 0700

@@ -10,7 +10,6 @@ Two passes keep memory flat however large the corpus is:
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import os
 from array import array
@@ -26,7 +25,7 @@ from data_prep.report import write_report
 from data_prep.shards import ShardWriter, shard_count
 from data_prep.sources import Source, open_source
 from data_prep.splitting import DEFAULT_RATIOS, assign_splits, check_ratios
-from data_prep.workers import PreprocessorSpec, WorkerPool, fingerprint, segment
+from data_prep.workers import PreprocessorSpec, WorkerPool, fingerprint, segment, text_digest
 
 CHUNK_TEXTS = 256  # texts per task sent to a worker
 CHUNK_CHARS = 1 << 20  # ...or fewer, if they are long
@@ -54,8 +53,7 @@ def prepare_dataset(
     """
     out_dir = Path(out_dir)
     check_ratios(tuple(split))
-    if out_dir.exists() and not force:
-        raise UserError(f"{out_dir} already exists (use --force to replace it)")
+    atomic.refuse_existing(out_dir, force)
     if max_chars is not None and max_chars < 1:
         raise UserError(f"--max-chars must be at least 1, got {max_chars}")
     workers = workers or len(os.sched_getaffinity(0))
@@ -221,7 +219,7 @@ def _write_shards(src: Source, pool: WorkerPool, plan: dict[str, Any], out: Path
         sidecar: collections.deque = collections.deque()
         for results in pool.map_ordered(segment, _chunks(kept_rows(), sidecar)):
             for (_, k), (cleaned, words) in zip(sidecar.popleft(), results):
-                if hashlib.blake2b(cleaned.encode("utf-8"), digest_size=16).digest() != plan["digest"][k].tobytes():
+                if text_digest(cleaned) != plan["digest"][k].tobytes():
                     raise UserError(CHANGED)
                 tokens[k] = words.count(" ") + 1 if words else 0
                 split = plan["split_of"][k]

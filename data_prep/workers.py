@@ -38,12 +38,17 @@ def _init(spec: PreprocessorSpec) -> None:
     _preprocessor = spec.build()
 
 
+def text_digest(cleaned: str) -> bytes:
+    """The 16-byte key de-duplication compares (and the second pass re-checks to detect a changed source)."""
+    return hashlib.blake2b(cleaned.encode("utf-8"), digest_size=16).digest()
+
+
 def fingerprint(texts: list[str]) -> list[tuple[bytes, int] | None]:
-    """Per text: (16-byte blake2b of the cleaned text, its length in chars), or None if it cleans to ''."""
+    """Per text: (text_digest of the cleaned text, its length in chars), or None if it cleans to ''."""
     out: list[tuple[bytes, int] | None] = []
     for text in texts:
         cleaned = _preprocessor.clean(text)
-        out.append((hashlib.blake2b(cleaned.encode("utf-8"), digest_size=16).digest(), len(cleaned)) if cleaned else None)
+        out.append((text_digest(cleaned), len(cleaned)) if cleaned else None)
     return out
 
 

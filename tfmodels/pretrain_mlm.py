@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data_prep.atomic import publish_dir, write_text
+from data_prep.atomic import publish_dir, refuse_existing, write_text
 from data_prep.dataset_format import TEXT, read_meta
 from data_prep.errors import UserError
 from tfmodels.bert_corpus import check_sources, unlabeled_dataset
@@ -49,8 +49,7 @@ def pretrain_mlm(data_dir: Path, out_dir: Path, *, extra_text: list[str] | tuple
     data_dir, out_dir, extra = Path(data_dir).resolve(), Path(out_dir), list(extra_text)
     read_meta(data_dir)
     check_sources(extra)
-    if out_dir.exists() and not force:
-        raise UserError(f"{out_dir} already exists (use --force to replace it)")
+    refuse_existing(out_dir, force)
 
     from tfmodels.strategy import make_strategy  # first TF touch: may split the CPU into logical devices
 

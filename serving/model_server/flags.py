@@ -22,7 +22,6 @@ class ServerOptions:
     grpc_channel_arguments: str = ""
     rest_api_port: int = 0
     rest_api_timeout_in_ms: int = 30000
-    rest_api_num_threads: int = 4 * (os.cpu_count() or 1)
     model_name: str = "default"
     model_base_path: str = ""
     model_config_file: str = ""
@@ -44,6 +43,7 @@ class ServerOptions:
 
 # Flags of tensorflow_model_server 2.21 (main.cc) that are parsed and then ignored, with their kind.
 IGNORED_FLAGS: dict[str, type] = {
+    "rest_api_num_threads": int,  # the REST front end runs a thread per connection
     "rest_api_enable_cors_support": bool,
     "enable_per_model_batching_parameters": bool,
     "num_load_threads": int,

@@ -12,6 +12,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 
 from serving.model_server.dataplane import DataPlane
 from serving.model_server.errors import ServingError, invalid_argument
+from serving.model_server.signature import CLASSIFY_METHOD, REGRESS_METHOD
 from serving.model_server.tensor_proto import from_ndarray, to_ndarray
 
 
@@ -80,10 +81,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             with self.plane.repository.handle(request.tasks[0].model_spec) as servable:
                 for task in request.tasks:
                     result = response.results.add()
-                    if task.method_name == "tensorflow/serving/classify":
+                    if task.method_name == CLASSIFY_METHOD:
                         answer = self.plane.classify(servable, task.model_spec, request.input, _deadline(context))
                         result.classification_result.CopyFrom(answer.result)
-                    elif task.method_name == "tensorflow/serving/regress":
+                    elif task.method_name == REGRESS_METHOD:
                         answer = self.plane.regress(servable, task.model_spec, request.input, _deadline(context))
                         result.regression_result.CopyFrom(answer.result)
                     else:

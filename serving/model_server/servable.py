@@ -24,7 +24,6 @@ class Servable:
         _import_custom_ops()
         self.name = name
         self.version = version
-        self.path = Path(path)
         saved_model = loader_impl.parse_saved_model(str(path))
         wanted = set(tags)
         meta_graphs = [m for m in saved_model.meta_graphs if set(m.meta_info_def.tags) == wanted]

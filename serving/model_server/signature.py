@@ -13,7 +13,6 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 from serving.model_server.errors import ServingError, invalid_argument
 
-PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
@@ -32,12 +31,10 @@ def shape_text(dims: Sequence[int]) -> str:
 
 
 class Signature:
-    """A signature of a loaded SavedModel: its SignatureDef proto (for metadata and checks) and its function."""
+    """A signature of a loaded SavedModel: its SignatureDef's inputs/outputs (for checks) and its function."""
 
     def __init__(self, name: str, signature_def: meta_graph_pb2.SignatureDef, function: Callable) -> None:
         self.name = name
-        self.signature_def = signature_def
-        self.method_name = signature_def.method_name
         self.inputs = signature_def.inputs
         self.outputs = signature_def.outputs
         self._function = function

@@ -105,3 +105,6 @@ def test_models_readyz_and_metrics(make_client, upstream_kwargs, openapi):
     assert 'textclf_gateway_requests_total{method="POST",route="/v1/classify",status="200"} 1.0' in metrics
     assert "textclf_gateway_upstream_seconds_count" in metrics
     assert "textclf_gateway_circuit_breaker_state 0.0" in metrics
+    # one request alone: one TF Serving call carrying its 2 texts
+    assert "textclf_gateway_coalesced_requests_sum 1.0" in metrics
+    assert "textclf_gateway_upstream_batch_texts_sum 2.0" in metrics
