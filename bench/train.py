@@ -47,7 +47,7 @@ def run_case(name: str, data: Path, examples: int) -> dict:
     family = get_family(case["family"])
     config = resolve(family.defaults, None, {**case["overrides"], "epochs": 2, "max_train_examples": examples})
     strategy = make_strategy("auto")
-    session = compile_session(family, data, config, strategy, list(read_meta(data)["labels"]))
+    session = compile_session(family, data, config, strategy, read_meta(data))
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:

@@ -25,13 +25,13 @@ BACKUP_DIR = "backup"
 BEST_WEIGHTS = "checkpoints/best.weights.h5"
 HISTORY_FILE = "history.csv"
 MODEL_DIR = "model"
+BACKUP_META = Path(BACKUP_DIR) / "training_metadata.json"  # Keras BackupAndRestore's progress file
 RUN_FILES = ("config.json", BACKUP_DIR, "checkpoints", HISTORY_FILE, "logs", MODEL_DIR, "report")
 
 
 def _start_mode(run_dir: Path, config: dict[str, Any], force: bool) -> str:
     """'fresh' or 'resume'; refuses to overwrite a finished run or resume with different settings."""
-    backup = run_dir / BACKUP_DIR / "training_metadata.json"
-    if backup.is_file() and not force:
+    if (run_dir / BACKUP_META).is_file() and not force:
         saved = read_config(run_dir)
         changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
         if changed:
@@ -70,7 +70,7 @@ class Session:
 
 
 def compile_session(family: ModelFamily, data_dir: Path, config: dict[str, Any], strategy: Any,
-                    labels: list[str]) -> Session:
+                    meta: dict[str, Any]) -> Session:
     """Seed, read the train split, build + compile the family's model in the strategy's scope, make tf.data."""
     import keras
 
@@ -82,7 +82,10 @@ def compile_session(family: ModelFamily, data_dir: Path, config: dict[str, Any],
     global_batch = config["batch_size"] * replicas
     feature = family.input_feature
     train_raw = read_split(data_dir, "train", feature, limit=config["max_train_examples"])
-    n_train = int(train_raw.reduce(0, lambda count, _: count + 1))
+    n_train = sum(meta["counts"]["train"].values())  # prep counted the split: no pass over it here
+    if config["max_train_examples"]:
+        n_train = min(n_train, config["max_train_examples"])
+    labels = list(meta["labels"])
     if n_train == 0:
         raise UserError(f"{data_dir} has an empty train split")
     steps_per_epoch = math.ceil(n_train / global_batch)
@@ -121,15 +124,14 @@ def train(family_name: str, data_dir: Path, run_dir: Path, *, config_file: Path 
 
     run_dir.mkdir(parents=True, exist_ok=True)
     mode = _start_mode(run_dir, config, force)
-    backup_meta = run_dir / BACKUP_DIR / "training_metadata.json"
     if mode == "resume":
-        state = json.loads(backup_meta.read_text())
+        state = json.loads((run_dir / BACKUP_META).read_text())
         print(f"resume: {run_dir} from epoch {state['epoch'] + 1} (backup taken after batch {state['batch']})")
     else:
         print(f"fresh start: {run_dir}")
         save_config(run_dir, config)
 
-    session = compile_session(family, data_dir, config, strategy, list(meta["labels"]))
+    session = compile_session(family, data_dir, config, strategy, meta)
     built = session.built
 
     best_path = run_dir / BEST_WEIGHTS

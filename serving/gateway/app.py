@@ -105,7 +105,7 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask
     app.register_blueprint(blueprint)
     app.before_request(_start)
     app.after_request(_finish)
-    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
@@ -139,10 +139,6 @@ def error_response(error: ApiError) -> tuple[Response, int]:
     gateway().metrics.errors.labels(error.code).inc()
     body = {"error": {"code": error.code, "message": error.message}}
     return current_app.json.response(body), error.status
-
-
-def _api_error(error: ApiError) -> tuple[Response, int]:
-    return error_response(error)
 
 
 def _http_error(error: HTTPException) -> tuple[Response, int]:

@@ -57,15 +57,14 @@ def direct_classifier(tfserving_rest: str, model: str, *, preprocessing: str = "
                       stopwords: str = "", version: int | None = None, version_label: str | None = None,
                       top_k: int | None = None) -> ClassifyFn:
     """Classify straight through TF Serving's REST API, preprocessing here exactly as the gateway does."""
-    from serving.gateway.app import build_preprocessor
+    from serving.gateway.app import build_preprocessor, build_upstream
     from serving.gateway.classifier import Classifier
     from serving.gateway.config import GatewayConfig
-    from serving.gateway.rest_client import RestUpstream
     from serving.gateway.signatures import SignatureCache
 
     config = GatewayConfig(tfserving_rest=tfserving_rest, preprocessing=preprocessing, user_dict=user_dict,
                            stopwords=stopwords, upstream_timeout_s=60.0)
-    upstream = RestUpstream(tfserving_rest, timeout_s=config.upstream_timeout_s)
+    upstream = build_upstream(config)
     classifier = Classifier(upstream, build_preprocessor(config), SignatureCache(upstream.metadata, ttl_s=3600.0))
 
     def classify(texts: Sequence[str]) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ import pytest
 from bench.processes import REPO, child_env
 from tests.support.servers import MODEL, ModelServer, model_server, publish_tiny_version, version_states
 from tests.support.corpus import SMALL, generated_rows
-from tests.tfmodels.conftest import write_prepared
+from tests.support.prepared import write_prepared
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import cli_env, textclf
+from tests.support.cli import cli_env, textclf
 from test_bert_presets import write_hf_bert
 
 TINY = ["--epochs", "2", "--batch-size", "32", "--max-len", "32", "--vocab-size", "300", "--lr", "1e-3"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import textclf
+from tests.support.cli import textclf
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SMALL, cli_env, textclf
+from tests.support.cli import ROOT, cli_env, textclf
+from tests.support.corpus import SMALL
 
 pytestmark = pytest.mark.slow
 

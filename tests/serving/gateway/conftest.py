@@ -86,6 +86,22 @@ def model_server(model_base: Path) -> Iterator[ModelServer]:
         server.stop()
 
 
+@pytest.fixture
+def start_model_server(model_base: Path) -> Iterator:
+    """Start another model server on the same models with extra flags (e.g. batching); stopped after the test."""
+    servers: list[ModelServer] = []
+
+    def start(*extra_flags: str) -> ModelServer:
+        server = ModelServer(model_base / "models.config", model_base / f"model_server_{len(servers)}.log", *extra_flags)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
 @pytest.fixture(params=["rest", "grpc"])
 def upstream_kwargs(request: pytest.FixtureRequest, model_server: ModelServer) -> dict[str, str]:
     """GatewayConfig kwargs pointing at the real model server, once per protocol."""

@@ -101,26 +101,21 @@ def test_lone_call_goes_at_once(grpc_upstream):
     assert gate.sizes == [1] * 6
 
 
-def test_a_rejected_merge_is_retried_call_by_call(model_server):
+def test_a_rejected_merge_is_retried_call_by_call(model_base, start_model_server):
     """Merged past the model server's max_batch_size, TF Serving says INVALID_ARGUMENT: each call alone fits."""
-    from tests.serving.gateway.conftest import ModelServer
-
-    params = model_server.config_file.parent / "batching_4.txt"
+    params = model_base / "batching_4.txt"
     params.write_text("max_batch_size { value: 4 }\nbatch_timeout_micros { value: 0 }\n")
-    server = ModelServer(model_server.config_file, params.with_suffix(".log"),
-                         "--enable_batching", f"--batching_parameters_file={params}")
-    server.start()
+    server = start_model_server("--enable_batching", f"--batching_parameters_file={params}")
+    inner = GrpcUpstream(server.grpc_target, timeout_s=5)
     try:
-        inner = GrpcUpstream(server.grpc_target, timeout_s=5)
         gate = Gate(inner)
         coalescing = CoalescingUpstream(gate, max_texts=32, max_in_flight=1, wait_s=30)
         texts = [[WORDS[i % 6]] * 3 for i in range(5)]
         answers = _predict_all(coalescing, texts, gate)
         assert gate.sizes == [3, 12, 3, 3, 3, 3]  # alone, the merged 12 (rejected), then each of the 4 again
         assert [a["label"] for a in answers] == [[EXPECTED[v] for v in values] for values in texts]
-        inner.close()
     finally:
-        server.stop()
+        inner.close()
 
 
 def test_outage_fails_every_queued_call_and_strands_none():
