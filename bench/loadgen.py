@@ -32,8 +32,10 @@ def ensure_wrk() -> str:
 
 def write_bodies(path: Path, bodies: list[dict]) -> Path:
     """One compact JSON body per line, UTF-8 kept as is (wrk sends the bytes verbatim)."""
+    from data_prep.atomic import write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bodies), encoding="utf-8")
+    write_text(path, "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bodies))
     return path
 
 

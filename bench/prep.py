@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from data_prep import atomic
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 LABELS = ("体育", "财经", "科技", "娱乐", "教育", "时政", "房产", "游戏")
@@ -60,8 +62,8 @@ def make_corpus(root: Path, megabytes: int, seed: int = 0) -> dict:
         docs += 1
         previous = text
     stats = {"bytes": written, "documents": docs}
-    (root / ".stats").write_text(json.dumps(stats))
-    stamp.write_text(str(megabytes))
+    atomic.write_text(root / ".stats", json.dumps(stats))
+    atomic.write_text(stamp, str(megabytes))  # last: marks the cached corpus complete
     return stats
 
 
@@ -163,7 +165,7 @@ def main() -> None:
     one, two = results["segmentation"]
     results["segmentation_speedup_2_vs_1"] = round(two["mb_per_s"] / one["mb_per_s"], 2)
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "prep.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic.write_text(HERE / "results" / "prep.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(results, indent=2, ensure_ascii=False))
 
 
