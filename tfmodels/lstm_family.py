@@ -62,9 +62,12 @@ class TokenIds(keras.layers.Layer):
         return tf.cast(self.lookup(strings), tf.int64)
 
     def call(self, strings: tf.Tensor) -> tf.Tensor:
-        words = split_words(strings)
+        return self.from_words(split_words(strings))
+
+    def from_words(self, words: tf.RaggedTensor) -> tf.Tensor:
+        """The ids of already split words [batch, (w)] (LSTMInputs splits once for both its outputs)."""
         if self.oov_chars:
-            ids = self._expand_oov(words, tf.shape(strings, out_type=tf.int64)[0])
+            ids = self._expand_oov(words, words.nrows(out_type=tf.int64))
         else:
             words = words[:, : self.max_len]
             ids = words.with_flat_values(self._ids(words.flat_values))
@@ -110,9 +113,15 @@ class LSTMInputs(keras.layers.Layer):
         self.built = True  # no weights of its own; the exporter requires built layers
 
     def call(self, strings: tf.Tensor) -> dict[str, tf.Tensor]:
-        words = split_words(strings)[:, : self.token_ids.max_len]
-        return {"token_ids": self.token_ids(strings),
-                "char_ngrams": char_ngram_ids(words, self.ngram_n, self.ngram_buckets)}
+        words = split_words(strings)
+        return {"token_ids": self.token_ids.from_words(words), "char_ngrams": self._char_ngrams(words)}
+
+    def char_ngrams(self, strings: tf.Tensor) -> tf.Tensor:
+        """Only the n-gram ids (the wide part's document-frequency pass needs no token ids)."""
+        return self._char_ngrams(split_words(strings))
+
+    def _char_ngrams(self, words: tf.RaggedTensor) -> tf.Tensor:
+        return char_ngram_ids(words[:, : self.token_ids.max_len], self.ngram_n, self.ngram_buckets)
 
 
 @keras.saving.register_keras_serializable(package="textclf")
@@ -306,7 +315,7 @@ class LSTMFamily:
             model.get_layer("embedding").set_weights([vectors])
         preprocessor = self._preprocessor(config, words)
         if config["ngram_n"] > 0 and config["wide"]:
-            ngram_batches = train_strings.batch(1024).map(lambda s: preprocessor(s)["char_ngrams"])
+            ngram_batches = train_strings.batch(1024).map(preprocessor.char_ngrams)
             df, docs = document_frequencies(ngram_batches.as_numpy_iterator(), config["ngram_buckets"])
             model.get_layer("wide").idf.assign(smooth_idf(df, docs, config["min_count"]))
         return Built(preprocessor=preprocessor, model=model)

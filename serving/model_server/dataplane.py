@@ -46,8 +46,8 @@ class DataPlane:
         signature.check_inputs(inputs, dtypes)
         signature.check_output_filter(output_filter)
         outputs = self._run(servable, signature, inputs, "Predict", deadline)
-        spec = model_pb2.ModelSpec(name=servable.name, signature_name=signature.name)
-        spec.version.value = servable.version
+        spec = model_pb2.ModelSpec()
+        self._fill_spec(spec, servable, signature)
         return spec, select_outputs(outputs, output_filter)
 
     # ---- classify / regress ---------------------------------------------------------------------------------

@@ -23,6 +23,15 @@ _HTTP_STATUS = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
 }
 
+_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_code(value: int | str) -> grpc.StatusCode:
+    """A canonical code from its number (TF's OpError.error_code) or its name (status protos)."""
+    if isinstance(value, str):
+        return grpc.StatusCode.__members__.get(value, grpc.StatusCode.UNKNOWN)
+    return _BY_NUMBER.get(value, grpc.StatusCode.UNKNOWN)
+
 
 class ServingError(Exception):
     """A request failed with a canonical code; both front ends render it as TF Serving would."""

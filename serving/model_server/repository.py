@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-import grpc
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
 from data_prep.errors import UserError
-from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, not_found
+from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, not_found, status_code
 from serving.model_server.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -112,7 +111,7 @@ class ModelRepository:
                           if s.error_code != "OK"]
             if errors:
                 name, version, state = errors[0]
-                raise ServingError(_code(state.error_code), state.error_message) if not startup else UserError(
+                raise ServingError(status_code(state.error_code), state.error_message) if not startup else UserError(
                     f"Failed to start server. Error: {state.error_code}: {state.error_message}")
             if not pending:
                 return
@@ -237,7 +236,3 @@ class ModelRepository:
         with self._lock:
             model = self._models.get(name)
             return sorted(model.states.items(), reverse=True) if model else []
-
-
-def _code(name: str) -> grpc.StatusCode:
-    return grpc.StatusCode.__members__.get(name, grpc.StatusCode.UNKNOWN)

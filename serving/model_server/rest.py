@@ -26,7 +26,7 @@ _V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 
 
 def _spec(name: str, version: str | None, label: str | None) -> model_pb2.ModelSpec:
-    spec = model_pb2.ModelSpec(name=unquote(name))
+    spec = model_pb2.ModelSpec(name=name)
     if version:
         spec.version.value = int(version)
     if label:
@@ -50,15 +50,16 @@ class RestApi:
             if match is None:
                 raise invalid_argument(f"Malformed request: {method} {path}")
             name = unquote(match.group(1) or "")
+            if method == "GET" and not name:
+                raise invalid_argument("Missing model name in request.")
+            spec = _spec(name, *match.group(2, 3))
             if method == "POST":
                 api = match.group(4).lower()
-                output = self._post(api, _spec(*match.group(1, 2, 3)), body, start)
-            elif not name:
-                raise invalid_argument("Missing model name in request.")
+                output = self._post(api, spec, body, start)
             elif match.group(4):
-                output = self._metadata(_spec(*match.group(1, 2, 3)))
+                output = self._metadata(spec)
             else:
-                output = self._status(_spec(*match.group(1, 2, 3)))
+                output = self._status(spec)
         except Exception as exc:  # noqa: BLE001 - every failure becomes TF Serving's {"error": ...}
             if not isinstance(exc, ServingError):
                 log.exception("REST request %s %s failed", method, path)

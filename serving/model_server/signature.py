@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from serving.model_server.errors import ServingError, invalid_argument
+from serving.model_server.errors import ServingError, invalid_argument, status_code
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
 
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def dtype_name(enum: int) -> str:
@@ -80,7 +78,7 @@ class Signature:
         try:
             outputs = self._function(**tensors)
         except tf.errors.OpError as exc:
-            raise ServingError(_CODES.get(exc.error_code, grpc.StatusCode.UNKNOWN), exc.message) from None
+            raise ServingError(status_code(exc.error_code), exc.message) from None
         except (ValueError, TypeError) as exc:  # raised by the function's input validation
             raise invalid_argument(str(exc).splitlines()[0]) from None
         return {key: value.numpy() for key, value in outputs.items()}
