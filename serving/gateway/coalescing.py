@@ -8,7 +8,8 @@ No timer (unlike TF Serving's batch_timeout_micros): a call goes out at once whi
 `max_in_flight` calls for its (model, version, input, outputs) are running, so a lone client waits for
 nothing. Calls that arrive meanwhile queue, and when a running call returns, the oldest queued call
 becomes the leader and sends every queued call (up to `max_texts` texts) as one. No extra thread: the
-leader is a request thread, so the quiet path has no hand-off.
+leader is a request thread, so the quiet path has no hand-off. A call of more than `max_texts` texts is
+sent in parts of `max_texts`, so with max_texts <= TF Serving's max_batch_size no call is too large.
 """
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ class CoalescingUpstream:
 
     def predict(self, model: str, version: int, input_name: str, values: Sequence[str],
                 outputs: Sequence[str]) -> dict[str, list[Any]]:
+        if len(values) > self.max_texts:  # TF Serving would reject it past max_batch_size: send it in parts
+            parts = [self.predict(model, version, input_name, values[i:i + self.max_texts], outputs)
+                     for i in range(0, len(values), self.max_texts)]
+            return {name: [row for part in parts for row in part.get(name, [])] for name in parts[0]}
         key = (model, version, input_name, tuple(outputs))
         call = _Call(values)
         with self._lock:
@@ -121,7 +126,7 @@ class CoalescingUpstream:
                     self._running[key] -= 1
 
     def _take(self, queue: collections.deque[_Call]) -> list[_Call]:
-        """The oldest queued calls up to max_texts texts (always at least one call)."""
+        """The oldest queued calls up to max_texts texts."""
         batch: list[_Call] = []
         texts = 0
         while queue and (not batch or texts + len(queue[0].values) <= self.max_texts):

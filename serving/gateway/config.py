@@ -43,8 +43,8 @@ class GatewayConfig:
     breaker_reset_s: float = 5.0  # open -> half-open after this long
     metadata_ttl_s: float = 30.0  # signature/version cache per model, version or label
     pool_size: int = 32  # REST keep-alive connections
-    # merge one worker's overlapping predict calls into one TF Serving call of up to this many texts
-    # (0 = off); keep it <= TF Serving's max_batch_size when its batching is on
+    # merge one worker's overlapping predict calls into one TF Serving call of up to this many texts, and
+    # send larger requests in parts of this size (0 = off); keep it <= TF Serving's max_batch_size
     coalesce_max_texts: int = 32
     coalesce_in_flight: int = 2  # TF Serving calls per model version one worker runs at once
 

@@ -51,6 +51,17 @@ def grpc_upstream(model_server):
     upstream.close()
 
 
+@pytest.fixture
+def max_batch_4_upstream(model_base, start_model_server):
+    """A gRPC client to a second model server whose batching rejects calls of more than 4 texts."""
+    params = model_base / "batching_4.txt"
+    params.write_text("max_batch_size { value: 4 }\nbatch_timeout_micros { value: 0 }\n")
+    server = start_model_server("--enable_batching", f"--batching_parameters_file={params}")
+    upstream = GrpcUpstream(server.grpc_target, timeout_s=5)
+    yield upstream
+    upstream.close()
+
+
 def _predict_all(upstream: Any, texts: list[list[str]], gate: Gate | None = None) -> list[Any]:
     """Each text list from its own thread, queued in list order; the gate opens once all have queued."""
     def one(values: list[str]) -> Any:
@@ -86,10 +97,22 @@ def test_merged_calls_respect_max_texts(grpc_upstream):
     gate = Gate(grpc_upstream)
     coalescing = CoalescingUpstream(gate, max_texts=4, max_in_flight=1, wait_s=30)
     texts = [[WORDS[i % 6]] for i in range(13)]
-    texts.append(WORDS[:6])  # larger than max_texts: it goes alone
     answers = _predict_all(coalescing, texts, gate)
-    assert gate.sizes == [1, 4, 4, 4, 6]  # the call of 6 went alone, after the three merges of 4 before it
+    assert gate.sizes == [1, 4, 4, 4]  # the first alone, then the 12 queued ones in merges of 4
     assert [a["label"] for a in answers] == [[EXPECTED[v] for v in values] for values in texts]
+
+
+def test_a_call_over_max_texts_goes_in_parts_tf_serving_accepts(max_batch_4_upstream):
+    """TF Serving rejects a call past its max_batch_size (4 here): a 10-text request goes as 4 + 4 + 2."""
+    with pytest.raises(UpstreamError, match="larger than maximum input batch size 4"):
+        max_batch_4_upstream.predict("news", 1, "tokens", WORDS, OUTPUTS)
+    gate = Gate(max_batch_4_upstream)
+    gate.open()
+    coalescing = CoalescingUpstream(gate, max_texts=4, max_in_flight=1, wait_s=30)
+    values = [WORDS[i % 6] for i in range(10)]
+    answer = coalescing.predict("news", 1, "tokens", values, OUTPUTS)
+    assert gate.sizes == [4, 4, 2]
+    assert answer["label"] == [EXPECTED[v] for v in values] and len(answer["probabilities"]) == 10
 
 
 def test_lone_call_goes_at_once(grpc_upstream):
@@ -101,21 +124,14 @@ def test_lone_call_goes_at_once(grpc_upstream):
     assert gate.sizes == [1] * 6
 
 
-def test_a_rejected_merge_is_retried_call_by_call(model_base, start_model_server):
-    """Merged past the model server's max_batch_size, TF Serving says INVALID_ARGUMENT: each call alone fits."""
-    params = model_base / "batching_4.txt"
-    params.write_text("max_batch_size { value: 4 }\nbatch_timeout_micros { value: 0 }\n")
-    server = start_model_server("--enable_batching", f"--batching_parameters_file={params}")
-    inner = GrpcUpstream(server.grpc_target, timeout_s=5)
-    try:
-        gate = Gate(inner)
-        coalescing = CoalescingUpstream(gate, max_texts=32, max_in_flight=1, wait_s=30)
-        texts = [[WORDS[i % 6]] * 3 for i in range(5)]
-        answers = _predict_all(coalescing, texts, gate)
-        assert gate.sizes == [3, 12, 3, 3, 3, 3]  # alone, the merged 12 (rejected), then each of the 4 again
-        assert [a["label"] for a in answers] == [[EXPECTED[v] for v in values] for values in texts]
-    finally:
-        inner.close()
+def test_a_rejected_merge_is_retried_call_by_call(max_batch_4_upstream):
+    """max_texts set above TF Serving's max_batch_size: the merged call is rejected, each call alone fits."""
+    gate = Gate(max_batch_4_upstream)
+    coalescing = CoalescingUpstream(gate, max_texts=32, max_in_flight=1, wait_s=30)
+    texts = [[WORDS[i % 6]] * 3 for i in range(5)]
+    answers = _predict_all(coalescing, texts, gate)
+    assert gate.sizes == [3, 12, 3, 3, 3, 3]  # alone, the merged 12 (rejected), then each of the 4 again
+    assert [a["label"] for a in answers] == [[EXPECTED[v] for v in values] for values in texts]
 
 
 def test_outage_fails_every_queued_call_and_strands_none():
