@@ -2,6 +2,7 @@
 built and read by hand so no TensorFlow is needed (see tfs_protos)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import grpc
@@ -117,7 +118,7 @@ def tensor_to_list(tensor: "tensor_pb2.TensorProto") -> list[Any]:
     shorter list whose last value repeats (all-equal tensors compress to one value).
     """
     shape = [dim.size for dim in tensor.tensor_shape.dim]
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)  # numpy's prod costs more than the whole list here
     if tensor.dtype == types_pb2.DT_STRING:
         flat: Any = np.array([raw.decode("utf-8", "replace") for raw in tensor.string_val], dtype=object)
         fill: Any = ""
