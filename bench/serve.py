@@ -13,7 +13,6 @@ CLI (prep -> train --epochs 1 -> export) into bench/work/, reused by later runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -315,8 +314,7 @@ def _coalescing_defaults() -> dict:
     """The gateway's coalescing settings in force (GatewayConfig's defaults; the bench sets none)."""
     from serving.gateway.config import GatewayConfig
 
-    defaults = {f.name: f.default for f in dataclasses.fields(GatewayConfig)}
-    return {"max_texts": defaults["coalesce_max_texts"], "in_flight": defaults["coalesce_in_flight"]}
+    return {"max_texts": GatewayConfig.coalesce_max_texts, "in_flight": GatewayConfig.coalesce_in_flight}
 
 
 def _workers_threads(value: str) -> tuple[int, int]:

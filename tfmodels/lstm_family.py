@@ -191,12 +191,8 @@ class TfIdfLinear(keras.layers.Layer):
         self.kernel = self.add_weight(shape=(self.buckets, self.units), initializer="zeros", name="kernel")
 
     def call(self, ids: tf.Tensor) -> tf.Tensor:
-        ids = tf.cast(ids, tf.int64)
         batch = tf.shape(ids, out_type=tf.int64)[0]
-        present = tf.where(ids > 0)  # [M, 2]: (row, position) of every n-gram occurrence
-        keys = present[:, 0] * self.buckets + tf.gather_nd(ids, present)
-        unique, _, counts = tf.unique_with_counts(keys)
-        rows, grams = unique // self.buckets, unique % self.buckets
+        rows, grams, counts = distinct_ngrams(ids, self.buckets)
         weights = (1.0 + tf.math.log(tf.cast(counts, self.compute_dtype))) * tf.gather(
             tf.cast(self.idf, self.compute_dtype), grams)
         norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(weights), rows, batch))
@@ -211,13 +207,24 @@ class TfIdfLinear(keras.layers.Layer):
         return {**super().get_config(), "buckets": self.buckets, "units": self.units, "scale": self.scale}
 
 
+def distinct_ngrams(ids: tf.Tensor, buckets: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Padded n-gram ids [B, N] -> (row, id, occurrences) of each distinct n-gram of each row (0 = padding).
+
+    The one definition of "the n-grams a text holds", for the wide part's TF-IDF and for its idf.
+    """
+    ids = tf.cast(ids, tf.int64)
+    present = tf.where(ids > 0)  # [M, 2]: (row, position) of every n-gram occurrence
+    keys = present[:, 0] * buckets + tf.gather_nd(ids, present)
+    unique, _, counts = tf.unique_with_counts(keys)
+    return unique // buckets, unique % buckets, counts
+
+
 def document_frequencies(ngram_batches: Any, buckets: int) -> tuple[np.ndarray, int]:
     """(how many texts hold each hashed n-gram, int64 [buckets]; how many texts) from padded ids [B, N]."""
     df, docs = np.zeros(buckets, dtype=np.int64), 0
     for ids in ngram_batches:
-        rows = np.broadcast_to(np.arange(len(ids), dtype=np.int64)[:, None], ids.shape)
-        keys = np.unique(rows[ids > 0] * buckets + ids[ids > 0])
-        df += np.bincount(keys % buckets, minlength=buckets)
+        _, grams, _ = distinct_ngrams(ids, buckets)
+        df += np.bincount(grams.numpy(), minlength=buckets)
         docs += len(ids)
     return df, docs
 
@@ -316,7 +323,7 @@ class LSTMFamily:
         preprocessor = self._preprocessor(config, words)
         if config["ngram_n"] > 0 and config["wide"]:
             ngram_batches = train_strings.batch(1024).map(preprocessor.char_ngrams)
-            df, docs = document_frequencies(ngram_batches.as_numpy_iterator(), config["ngram_buckets"])
+            df, docs = document_frequencies(ngram_batches, config["ngram_buckets"])
             model.get_layer("wide").idf.assign(smooth_idf(df, docs, config["min_count"]))
         return Built(preprocessor=preprocessor, model=model)
 

@@ -88,7 +88,7 @@ def pretrain_mlm(data_dir: Path, out_dir: Path, *, extra_text: list[str] | tuple
         )
         mlm = keras_hub.models.BertMaskedLM(backbone, preprocessor=preprocessor)
         optimizer_config = {"lr": config["lr"], "warmup_ratio": 0.1, "decay": "linear", "clipnorm": 1.0,
-                            "optimizer": "adamw", "weight_decay": 0.01}
+                            "optimizer": "adamw", "weight_decay": 0.01, "ema": 0.0}
         mlm.compile(optimizer=make_optimizer(optimizer_config, steps), weighted_metrics=["sparse_categorical_accuracy"])
 
     def masked(texts: tf.data.Dataset) -> tf.data.Dataset:

@@ -31,7 +31,7 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 def make_optimizer(config: dict[str, Any], total_steps: int) -> keras.optimizers.Optimizer:
     schedule = WarmupDecay(config["lr"], int(total_steps * config["warmup_ratio"]), total_steps, config["decay"])
     extra: dict[str, Any] = {"clipnorm": config["clipnorm"]} if config["clipnorm"] > 0 else {}
-    if config.get("ema", 0.0) > 0:  # pretrain_mlm builds its own optimizer config, without EMA
+    if config["ema"] > 0:
         extra.update(use_ema=True, ema_momentum=config["ema"])
     if config["optimizer"] == "adamw":
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"], **extra)

@@ -29,10 +29,13 @@ _Key = tuple[str, int, str, tuple[str, ...]]
 class _Call:
     values: Sequence[str]
     wake: threading.Event = field(default_factory=threading.Event)  # finished, or promoted to leader
-    finished: bool = False
     lead: bool = False
     answer: dict[str, list[Any]] | None = None
     error: Exception | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.answer is not None or self.error is not None
 
 
 class CoalescingUpstream:
@@ -64,7 +67,7 @@ class CoalescingUpstream:
         if len(values) > self.max_texts:  # TF Serving would reject it past max_batch_size: send it in parts
             parts = [self.predict(model, version, input_name, values[i:i + self.max_texts], outputs)
                      for i in range(0, len(values), self.max_texts)]
-            return {name: [row for part in parts for row in part.get(name, [])] for name in parts[0]}
+            return {name: [row for part in parts for row in part[name]] for name in parts[0]}
         key = (model, version, input_name, tuple(outputs))
         call = _Call(values)
         with self._lock:
@@ -95,7 +98,6 @@ class CoalescingUpstream:
                 if time.monotonic() >= deadline:
                     if call in self._queues[key]:
                         self._queues[key].remove(call)
-                    call.finished = True
                     call.error = UpstreamError("timeout", f"no TF Serving answer within {self.wait_s:g}s "
                                                           "while queued behind other requests")
                     return
@@ -161,6 +163,5 @@ class CoalescingUpstream:
                 if answer is not None:
                     call.answer = {name: rows[start:end] for name, rows in answer.items()}
                 call.error = error
-                call.finished = True
                 call.wake.set()
                 start = end

@@ -3,8 +3,8 @@
 Workers are processes (each with its own keep-alive pool / gRPC channel and circuit breaker); threads
 let one worker overlap requests that wait on TF Serving, and only requests a worker holds at once can
 be coalesced into one TF Serving call, so give it about a thread per concurrent client (bench/serve.py:
-2x32 serves 32 clients at ~2x the rate of 2x8 on 2 cores; idle threads cost only memory). The app is created per worker (no preload), so
-gRPC channels are never shared across fork. With several workers set PROMETHEUS_MULTIPROC_DIR.
+2x32 serves 32 clients at ~1.5-2x the rate of 2x8 on 2 cores; idle threads cost only memory). The app
+is created per worker (no preload), so gRPC channels are never shared across fork. With several workers set PROMETHEUS_MULTIPROC_DIR.
 """
 import os
 
