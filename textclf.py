@@ -1,5 +1,6 @@
 """The one `textclf` command. Each package contributes subcommands, imported only when they run,
 so `textclf serve` never pays for (or imports) TensorFlow."""
+
 from __future__ import annotations
 
 import importlib

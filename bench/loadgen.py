@@ -3,6 +3,7 @@
 The Lua script (`bench/wrk/post.lua`) rotates a file of JSON bodies and prints one `WRK_JSON {...}`
 line from its `done()` hook; this module runs wrk and turns that line into a result dict.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,11 @@ def ensure_wrk() -> str:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         found = shutil.which("wrk")
         if found:
             return found
@@ -39,17 +43,36 @@ def write_bodies(path: Path, bodies: list[dict]) -> Path:
     return path
 
 
-def run_wrk(url: str, bodies_file: Path, *, connections: int, duration_s: int,
-            texts_per_request: int = 1, threads: int = 1, timeout_s: int = 30) -> dict:
+def run_wrk(
+    url: str,
+    bodies_file: Path,
+    *,
+    connections: int,
+    duration_s: int,
+    texts_per_request: int = 1,
+    threads: int = 1,
+    timeout_s: int = 30,
+) -> dict:
     """One measurement point. One wrk thread by default: on 2 cores every core wrk takes is one the
     server under test loses, and one epoll thread drives well past what we measure (see the ceiling)."""
-    cmd = [ensure_wrk(), f"-t{min(threads, connections)}", f"-c{connections}", f"-d{round(duration_s)}s",
-           f"--timeout={round(timeout_s)}s", "--latency", "-s", str(LUA_SCRIPT), url, "--", str(bodies_file)]
+    cmd = [
+        ensure_wrk(),
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{round(duration_s)}s",
+        f"--timeout={round(timeout_s)}s",
+        "--latency",
+        "-s",
+        str(LUA_SCRIPT),
+        url,
+        "--",
+        str(bodies_file),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + timeout_s + 30)
     line = next((l for l in proc.stdout.splitlines() if l.startswith(MARKER)), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout[-500:]}")
-    raw = json.loads(line[len(MARKER):])
+    raw = json.loads(line[len(MARKER) :])
     seconds = raw["duration_us"] / 1e6
     errors = raw["non2xx"] + sum(raw["socket_errors"].values())
     ok = raw["requests"] - raw["non2xx"]
@@ -60,7 +83,9 @@ def run_wrk(url: str, bodies_file: Path, *, connections: int, duration_s: int,
         "requests": raw["requests"],
         "requests_per_s": round(raw["requests"] / seconds, 1),
         "texts_per_s": round(ok * texts_per_request / seconds, 1),
-        "latency_ms": {k: round(v / 1000, 2) for k, v in lat.items() if k in ("p50", "p90", "p95", "p99", "p99_9", "mean", "max")},
+        "latency_ms": {
+            k: round(v / 1000, 2) for k, v in lat.items() if k in ("p50", "p90", "p95", "p99", "p99_9", "mean", "max")
+        },
         "non2xx": raw["non2xx"],
         "socket_errors": raw["socket_errors"],
         "errors": errors,

@@ -9,6 +9,7 @@ and the prepared dataset's meta.json for the label names).
     python -m bench.naive_baseline --run-dir RUN_DIR --port 8000
     POST /predict {"text": "..."}  ->  {"label": "...", "score": 0.97}
 """
+
 from __future__ import annotations
 
 import argparse

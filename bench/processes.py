@@ -3,6 +3,7 @@
 Every server runs in its own session (process group), so stopping it also stops the workers it forked
 (gunicorn's, the model server's), and a failed start leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -35,8 +36,9 @@ def child_env(**extra: str) -> dict[str, str]:
 def start(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env or child_env(),
-                                cwd=REPO, start_new_session=True)
+        return subprocess.Popen(
+            list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env or child_env(), cwd=REPO, start_new_session=True
+        )
 
 
 def stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -54,8 +56,14 @@ def stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
         proc.wait(5)
 
 
-def wait_until(ready: Callable[[], bool], *, timeout_s: float, proc: subprocess.Popen | None = None,
-               what: str = "server", log: Path | None = None) -> None:
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    timeout_s: float,
+    proc: subprocess.Popen | None = None,
+    what: str = "server",
+    log: Path | None = None,
+) -> None:
     """Poll `ready` until it holds; fail early when `proc` died, with the tail of its log."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -75,8 +83,15 @@ def _tail(log: Path | None, lines: int = 15) -> str:
 
 
 @contextlib.contextmanager
-def running(cmd: Sequence[str], log: Path, ready: Callable[[], bool], *, timeout_s: float = 120.0,
-            env: dict[str, str] | None = None, what: str = "server") -> Iterator[subprocess.Popen]:
+def running(
+    cmd: Sequence[str],
+    log: Path,
+    ready: Callable[[], bool],
+    *,
+    timeout_s: float = 120.0,
+    env: dict[str, str] | None = None,
+    what: str = "server",
+) -> Iterator[subprocess.Popen]:
     """A started server that is ready, stopped (with its whole group) on the way out."""
     proc = start(cmd, log, env)
     try:

@@ -1,7 +1,8 @@
 """docs/benchmarks.md and bench/results/serve.png from bench/results/serve.json (no measuring here).
 
-    .venv/bin/python -m bench.report      # regenerate both from the stored JSON
+.venv/bin/python -m bench.report      # regenerate both from the stored JSON
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,11 @@ RESULTS = REPO / "bench" / "results" / "serve.json"
 DOC = REPO / "docs" / "benchmarks.md"
 FINDINGS = REPO / "bench" / "results" / "serve_findings.md"  # the human analysis of the figures
 
-LABELS = {"gateway": "gateway (gunicorn) -> model server", "model_server": "model server REST directly",
-          "naive": "naive Flask + model.predict"}
+LABELS = {
+    "gateway": "gateway (gunicorn) -> model server",
+    "model_server": "model server REST directly",
+    "naive": "naive Flask + model.predict",
+}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -27,10 +31,21 @@ def plot(results: dict, path: Path) -> None:
     for name, target in results["targets"].items():
         xs = [p["connections"] for p in target["points"]]
         (line,) = thr.plot(xs, [p["texts_per_s"] for p in target["points"]], marker="o", label=LABELS.get(name, name))
-        lat.plot(xs, [p["latency_ms"]["p50"] for p in target["points"]], marker="o", color=line.get_color(),
-                 label=f"{name} p50")
-        lat.plot(xs, [p["latency_ms"]["p99"] for p in target["points"]], marker="x", linestyle="--",
-                 color=line.get_color(), label=f"{name} p99")
+        lat.plot(
+            xs,
+            [p["latency_ms"]["p50"] for p in target["points"]],
+            marker="o",
+            color=line.get_color(),
+            label=f"{name} p50",
+        )
+        lat.plot(
+            xs,
+            [p["latency_ms"]["p99"] for p in target["points"]],
+            marker="x",
+            linestyle="--",
+            color=line.get_color(),
+            label=f"{name} p99",
+        )
     for ax in (thr, lat):
         ax.set_xscale("log", base=2)
         ax.set_xticks(results["settings"]["concurrency"], [str(c) for c in results["settings"]["concurrency"]])
@@ -55,12 +70,16 @@ def plot(results: dict, path: Path) -> None:
 
 def _row(name: str, p: dict) -> str:
     lat = p["latency_ms"]
-    return (f"| {name} | {p['connections']} | {p['requests_per_s']:,.1f} | {p['texts_per_s']:,.1f} | "
-            f"{lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} | {p['errors']} |")
+    return (
+        f"| {name} | {p['connections']} | {p['requests_per_s']:,.1f} | {p['texts_per_s']:,.1f} | "
+        f"{lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f} | {p['errors']} |"
+    )
 
 
-HEADER = ("| target | clients | requests/s | texts/s | p50 ms | p95 ms | p99 ms | errors |\n"
-          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+HEADER = (
+    "| target | clients | requests/s | texts/s | p50 ms | p95 ms | p99 ms | errors |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+)
 
 
 def markdown(results: dict, plot_rel: str) -> str:
@@ -85,22 +104,35 @@ def markdown(results: dict, plot_rel: str) -> str:
         "`textclf train lstm --epochs 1`, `textclf export`) into `bench/work/` (cached).",
         f"- Gateway: gunicorn `{s['gunicorn']['worker_class']}`, {s['gunicorn']['workers']} workers x "
         f"{s['gunicorn']['threads']} threads, gRPC to the local model server"
-        + (f", coalescing on (up to {co['max_texts']} texts per call, {co['in_flight']} calls in flight per "
-           "worker)" if (co := s.get("coalescing")) else "")
+        + (
+            f", coalescing on (up to {co['max_texts']} texts per call, {co['in_flight']} calls in flight per worker)"
+            if (co := s.get("coalescing"))
+            else ""
+        )
         + ". The model server is called directly over REST `:predict` with pre-segmented `tokens` (no "
         "cleaning/jieba on that path).",
-        *([f"- Model server: `--tensorflow_intra_op_parallelism={t['intra_op']}` "
-           f"`--tensorflow_inter_op_parallelism={t['inter_op']}` (batching off unless a row says on)."]
-          if (t := s.get("model_server_tf_threads")) else []),
+        *(
+            [
+                f"- Model server: `--tensorflow_intra_op_parallelism={t['intra_op']}` "
+                f"`--tensorflow_inter_op_parallelism={t['inter_op']}` (batching off unless a row says on)."
+            ]
+            if (t := s.get("model_server_tf_threads"))
+            else []
+        ),
         "- Naive baseline (`bench/naive_baseline.py`): one Flask process, own regex cleaning + jieba, "
         "`model.predict` per request, as tutorial articles do.",
         "",
     ]
     ceiling = results.get("instrument")
     if ceiling:
-        out += ["## The instrument's ceiling", "",
-                f"wrk against a server that does nothing, {ceiling['server']}: any figure far below this "
-                "measures the server under test, not wrk.", "", HEADER]
+        out += [
+            "## The instrument's ceiling",
+            "",
+            f"wrk against a server that does nothing, {ceiling['server']}: any figure far below this "
+            "measures the server under test, not wrk.",
+            "",
+            HEADER,
+        ]
         out += [_row("null server", p) for p in ceiling["points"]] + [""]
     out += ["## Figures", "", HEADER]
     for name, target in results["targets"].items():
@@ -108,16 +140,27 @@ def markdown(results: dict, plot_rel: str) -> str:
     out += ["", f"![throughput and latency]({plot_rel})", ""]
     coalescing = results.get("coalescing")
     if coalescing:
-        out += ["## Gateway coalescing (`TEXTCLF_COALESCE_MAX_TEXTS`, 0 = off)", "",
-                f"At {coalescing['connections']} clients, model server batching off: the requests one gateway "
-                "worker holds at once go to TF Serving as one Predict call.", "", HEADER,
-                _row("gateway, coalescing off", coalescing["off"]), _row("gateway, coalescing on", coalescing["on"]),
-                ""]
+        out += [
+            "## Gateway coalescing (`TEXTCLF_COALESCE_MAX_TEXTS`, 0 = off)",
+            "",
+            f"At {coalescing['connections']} clients, model server batching off: the requests one gateway "
+            "worker holds at once go to TF Serving as one Predict call.",
+            "",
+            HEADER,
+            _row("gateway, coalescing off", coalescing["off"]),
+            _row("gateway, coalescing on", coalescing["on"]),
+            "",
+        ]
     batching = results.get("batching")
     if batching:
         params = ", ".join(f"{k}={v}" for k, v in batching["parameters"].items())
-        out += ["## Server-side batching (model server `--enable_batching`)", "",
-                f"At {batching['connections']} clients; batching parameters file: {params}.", "", HEADER]
+        out += [
+            "## Server-side batching (model server `--enable_batching`)",
+            "",
+            f"At {batching['connections']} clients; batching parameters file: {params}.",
+            "",
+            HEADER,
+        ]
         for key in ("model_server_off", "model_server_on", "gateway_off", "gateway_on"):
             if key in batching:
                 where, state = key.rsplit("_", 1)
@@ -125,16 +168,26 @@ def markdown(results: dict, plot_rel: str) -> str:
         out.append("")
     threads = results.get("tf_threads")
     if threads:
-        out += ["## Model server TF thread pools", "",
-                "The gateway row at the top concurrency above, against the same model server started with TF's "
-                "default thread pools (intra/inter op parallelism 0 = TF decides):", "", HEADER,
-                _row("gateway, model server intra/inter 0/0", threads), ""]
+        out += [
+            "## Model server TF thread pools",
+            "",
+            "The gateway row at the top concurrency above, against the same model server started with TF's "
+            "default thread pools (intra/inter op parallelism 0 = TF decides):",
+            "",
+            HEADER,
+            _row("gateway, model server intra/inter 0/0", threads),
+            "",
+        ]
     sweep = results.get("gunicorn_sweep")
     if sweep:
-        out += [f"## Gateway worker/thread sweep ({max(s['concurrency'])} clients)", "",
-                f"Coalescing on, model server batching off; the default "
-                f"{s['gunicorn']['workers']}x{s['gunicorn']['threads']} is the 'coalescing on' row above.",
-                "", HEADER]
+        out += [
+            f"## Gateway worker/thread sweep ({max(s['concurrency'])} clients)",
+            "",
+            f"Coalescing on, model server batching off; the default "
+            f"{s['gunicorn']['workers']}x{s['gunicorn']['threads']} is the 'coalescing on' row above.",
+            "",
+            HEADER,
+        ]
         out += [_row(f"gunicorn {p['workers']}x{p['threads']}", p) for p in sweep] + [""]
     check = results.get("targets_check")
     if check:
@@ -142,9 +195,14 @@ def markdown(results: dict, plot_rel: str) -> str:
         out += [f"| {k} | {v['value']} | {v['target']} | {'yes' if v['met'] else 'no'} |" for k, v in check.items()]
         out.append("")
     if FINDINGS.exists():
-        out += ["## What limits throughput, and recommendations", "",
-                f"Analysis written by hand from these figures and py-spy profiles (`{FINDINGS.relative_to(REPO)}`).",
-                "", FINDINGS.read_text(encoding="utf-8").strip(), ""]
+        out += [
+            "## What limits throughput, and recommendations",
+            "",
+            f"Analysis written by hand from these figures and py-spy profiles (`{FINDINGS.relative_to(REPO)}`).",
+            "",
+            FINDINGS.read_text(encoding="utf-8").strip(),
+            "",
+        ]
     return "\n".join(out)
 
 

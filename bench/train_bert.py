@@ -7,6 +7,7 @@ Results: bench/results/train_bert.json.
 
     .venv/bin/python bench/train_bert.py [--data runs/data] [--examples 1024] [--version-dir MODEL_BASE/NAME/N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,12 @@ def throughput(data: Path, examples: int, cases: list[str]) -> list[dict]:
     results = []
     for name in cases:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TEXTCLF_CPU_DEVICES": str(BERT_CASES[name]["devices"])}
-        out = subprocess.run([sys.executable, __file__, "--worker", name, "--data", str(data),
-                              "--examples", str(examples)], env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", name, "--data", str(data), "--examples", str(examples)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0:
             sys.exit(f"case {name} failed:\n{out.stderr[-3000:]}")
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -53,18 +58,33 @@ def train_and_export(data: Path, examples: int) -> Path:
     """A small scratch run through the real CLI, exported as version 1 of bench/work/bert/models/bert."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     run, base = WORK / "run", WORK / "models"
-    for args in (["train", "bert", "--data", str(data), "--out", str(run), "--epochs", "1",
-                  "--max-train-examples", str(examples), "--force"],
-                 ["export", str(run), "--model-base", str(base), "--name", "bert", "--force"]):
-        out = subprocess.run([sys.executable, "-m", "textclf", *args], cwd=ROOT, env=env, capture_output=True,
-                             text=True)
+    for args in (
+        [
+            "train",
+            "bert",
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--epochs",
+            "1",
+            "--max-train-examples",
+            str(examples),
+            "--force",
+        ],
+        ["export", str(run), "--model-base", str(base), "--name", "bert", "--force"],
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "textclf", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        )
         if out.returncode != 0:
             sys.exit(f"textclf {args[0]} failed:\n{out.stderr[-3000:]}")
     return base / "bert" / max((p.name for p in (base / "bert").iterdir() if p.name.isdigit()), key=int)
 
 
-def export_latency(version_dir: Path, texts: list[str], batch_sizes: tuple[int, ...] = BATCH_SIZES,
-                   repeats: int = 30) -> list[dict]:
+def export_latency(
+    version_dir: Path, texts: list[str], batch_sizes: tuple[int, ...] = BATCH_SIZES, repeats: int = 30
+) -> list[dict]:
     """p50/p95 milliseconds of one `serving_default` call per batch size, after warm-up."""
     import numpy as np
     import tensorflow as tf
@@ -82,8 +102,14 @@ def export_latency(version_dir: Path, texts: list[str], batch_sizes: tuple[int, 
             signature(text=batch)
             times.append((time.perf_counter() - start) * 1000)
         p50, p95 = (float(np.percentile(times, q)) for q in (50, 95))
-        results.append({"batch_size": size, "p50_ms": round(p50, 2), "p95_ms": round(p95, 2),
-                        "examples_per_second": round(size * 1000 / p50, 1)})
+        results.append(
+            {
+                "batch_size": size,
+                "p50_ms": round(p50, 2),
+                "p95_ms": round(p95, 2),
+                "examples_per_second": round(size * 1000 / p50, 1),
+            }
+        )
         print(f"batch {size}: p50 {p50:.1f} ms")
     return results
 
@@ -94,17 +120,23 @@ def test_texts(data: Path, count: int = 32) -> list[str]:
     return [t.decode("utf-8") for t, _ in read_split(data, "test", "text", limit=count).as_numpy_iterator()]
 
 
-def bench_bert(data: Path | None = None, examples: int = 1024, cases: list[str] | None = None,
-               version_dir: Path | None = None) -> dict:
+def bench_bert(
+    data: Path | None = None, examples: int = 1024, cases: list[str] | None = None, version_dir: Path | None = None
+) -> dict:
     """Run both BERT benchmarks and write RESULTS; returns the report."""
     data = ensure_data(data)
     training = throughput(data, examples, cases or list(BERT_CASES))
     version_dir = version_dir or train_and_export(data, examples)
     latency = export_latency(version_dir, test_texts(data))
-    report = {"benchmark": "train_bert", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "data": str(data), "version_dir": str(version_dir),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "training": training, "serving_latency_cpu": latency}
+    report = {
+        "benchmark": "train_bert",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "data": str(data),
+        "version_dir": str(version_dir),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "training": training,
+        "serving_latency_cpu": latency,
+    }
     from data_prep.atomic import write_text
 
     write_text(RESULTS, json.dumps(report, indent=2) + "\n")

@@ -1,12 +1,14 @@
 """Write files and folders so a reader never sees them half-written: temp sibling, then rename."""
+
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from data_prep.errors import UserError
 

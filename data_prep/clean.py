@@ -1,5 +1,6 @@
 """THE text cleaning: training (data_prep) and serving (gateway) call this one function, so a text is
 cleaned the same way on both sides. Pure stdlib: cheap to import, no TensorFlow."""
+
 from __future__ import annotations
 
 import functools
@@ -22,7 +23,8 @@ def _control_chars() -> re.Pattern[str]:
     Whitespace controls (tab, newline) become a space instead, so words on two lines stay apart.
     """
     chars = "".join(
-        re.escape(chr(c)) for c in range(sys.maxunicode + 1)
+        re.escape(chr(c))
+        for c in range(sys.maxunicode + 1)
         if unicodedata.category(chr(c)) in ("Cc", "Cf") and not chr(c).isspace()
     )
     return re.compile(f"[{chars}]+")

@@ -1,4 +1,5 @@
 """`textclf prep`: thin click wrapper over data_prep.prepare.prepare_dataset."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,13 +18,24 @@ from data_prep.splitting import parse_ratios
 @click.option("--user-dict", type=click.Path(path_type=Path, dir_okay=False), help="jieba user dictionary.")
 @click.option("--stopwords", type=click.Path(path_type=Path, dir_okay=False), help="Stopword file, one per line.")
 @click.option("--max-chars", type=int, default=None, help="Cut each cleaned text to N characters.")
-@click.option("--min-count-per-label", type=int, default=0, show_default=True,
-              help="Drop labels with fewer than N texts after dedup.")
+@click.option(
+    "--min-count-per-label",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Drop labels with fewer than N texts after dedup.",
+)
 @click.option("--no-hmm", is_flag=True, help="Turn off jieba's HMM for unknown words.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
-@click.option("--text-col", default="text", show_default=True, help="TSV/CSV text column: header name or 0-based index.")
-@click.option("--label-col", default="label", show_default=True, help="TSV/CSV label column: header name or 0-based index.")
-@click.option("--header/--no-header", default=None, help="TSV/CSV has a header row [default: yes if a column is a name].")
+@click.option(
+    "--text-col", default="text", show_default=True, help="TSV/CSV text column: header name or 0-based index."
+)
+@click.option(
+    "--label-col", default="label", show_default=True, help="TSV/CSV label column: header name or 0-based index."
+)
+@click.option(
+    "--header/--no-header", default=None, help="TSV/CSV has a header row [default: yes if a column is a name]."
+)
 @click.option("--text-key", default="text", show_default=True, help="JSONL key of the text.")
 @click.option("--label-key", default="label", show_default=True, help="JSONL key of the label.")
 def prep(source: str, out_dir: Path, split: str, no_hmm: bool, **options) -> None:

@@ -2,6 +2,7 @@
 
 Writers (data_prep) and readers (tfmodels) both take these names from here, so the two never drift.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,5 +43,7 @@ def read_meta(dataset_dir: Path) -> dict[str, Any]:
         raise UserError(f"{dataset_dir} is not a prepared dataset (no {META_FILE}); run `textclf prep` first")
     meta = read_json(path)
     if meta.get("schema_version") != SCHEMA_VERSION:
-        raise UserError(f"{path} has schema_version {meta.get('schema_version')!r}; this textclf reads {SCHEMA_VERSION}")
+        raise UserError(
+            f"{path} has schema_version {meta.get('schema_version')!r}; this textclf reads {SCHEMA_VERSION}"
+        )
     return meta

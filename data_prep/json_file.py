@@ -1,4 +1,5 @@
 """Read a JSON file the user pointed us at (meta.json, a model card, a preset's config.json)."""
+
 from __future__ import annotations
 
 import json

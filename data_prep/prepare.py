@@ -7,14 +7,16 @@ Two passes keep memory flat however large the corpus is:
   pass 2 reads the source again, cleans + segments the kept rows in the workers (input order kept) and
          streams them into the TFRecord shards of a temp folder that is renamed into place at the end.
 """
+
 from __future__ import annotations
 
 import collections
 import json
 import os
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -158,7 +160,9 @@ def _dedup(scan: dict[str, Any]) -> np.ndarray:
     return np.sort(order[starts[~conflict]])
 
 
-def _plan(scan: dict[str, Any], ratios: tuple[float, float, float], seed: int, min_count: int, source: str) -> dict[str, Any]:
+def _plan(
+    scan: dict[str, Any], ratios: tuple[float, float, float], seed: int, min_count: int, source: str
+) -> dict[str, Any]:
     """Decide which rows are kept, their label ids (sorted label order), split and shard position."""
     stats = scan["stats"]
     keep = _dedup(scan)
@@ -170,7 +174,9 @@ def _plan(scan: dict[str, Any], ratios: tuple[float, float, float], seed: int, m
     if not labels:
         raise UserError(f"no usable texts in {source}: {_stats_line(stats)}")
     if len(labels) == 1:
-        raise UserError(f"{source} has only one label ({labels[0]!r}) after cleaning and dedup; a classifier needs two or more")
+        raise UserError(
+            f"{source} has only one label ({labels[0]!r}) after cleaning and dedup; a classifier needs two or more"
+        )
     new_id = np.full(len(names), -1, dtype=np.int32)
     for i, name in enumerate(labels):
         new_id[names.index(name)] = i

@@ -5,6 +5,7 @@ into the model card; the gateway and `textclf predict` rebuild the object with `
 refuses a config this installation cannot reproduce (other jieba, other dictionary): that is the guard
 against training/serving skew. TensorFlow-free.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,18 +26,22 @@ class Preprocessor:
     @classmethod
     def from_config(
         cls, cfg: dict[str, Any], *, user_dict: Path | None = None, stopwords: Path | None = None
-    ) -> "Preprocessor":
+    ) -> Preprocessor:
         """Rebuild the preprocessing recorded in `cfg`; UserError if the result would differ from it."""
         try:
             cleaning, seg = cfg["cleaning"], cfg["segmenter"]
             wanted = {key: cleaning[key] for key in CLEANING}
             max_chars, version, hmm = cleaning["max_chars"], seg["jieba_version"], seg["hmm"]
         except (KeyError, TypeError) as exc:
-            raise UserError(f"preprocessing config is incomplete (missing {exc}); was it written by `textclf prep`?") from None
+            raise UserError(
+                f"preprocessing config is incomplete (missing {exc}); was it written by `textclf prep`?"
+            ) from None
         if wanted != CLEANING:
             raise UserError(f"preprocessing config asks for cleaning {wanted}, this textclf cleans as {CLEANING}")
         if version != jieba.__version__:
-            raise UserError(f"preprocessing config was made with jieba {version}, installed is jieba {jieba.__version__}")
+            raise UserError(
+                f"preprocessing config was made with jieba {version}, installed is jieba {jieba.__version__}"
+            )
         _check_file("user dictionary", "--user-dict", seg.get("user_dict_sha256"), user_dict)
         _check_file("stopwords file", "--stopwords", seg.get("stopwords_sha256"), stopwords)
         return cls(Segmenter(user_dict=user_dict, hmm=hmm, stopwords=stopwords), max_chars=max_chars)
@@ -59,5 +64,7 @@ def _check_file(what: str, flag: str, recorded: str | None, given: Path | None) 
     if recorded is None:
         raise UserError(f"the model was prepared without a {what}, but {given} was given")
     if given is None:
-        raise UserError(f"the model was prepared with a {what} (sha256 {recorded[:12]}...); pass the same file with {flag}")
+        raise UserError(
+            f"the model was prepared with a {what} (sha256 {recorded[:12]}...); pass the same file with {flag}"
+        )
     raise UserError(f"{what} {given} has sha256 {actual[:12]}..., the model was prepared with {recorded[:12]}...")

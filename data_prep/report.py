@@ -1,4 +1,5 @@
 """The human-readable side of a prepared dataset: report.md and lengths.png, looked at before training."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,11 @@ def _percentile_rows(split_of: np.ndarray, lengths: np.ndarray) -> list[list[Any
     rows = []
     for s, split in [*enumerate(SPLITS), (None, "all")]:
         values = lengths if s is None else lengths[split_of == s]
-        cells = [int(np.percentile(values, p, method="lower")) for p in PERCENTILES] if len(values) else ["-"] * len(PERCENTILES)
+        cells = (
+            [int(np.percentile(values, p, method="lower")) for p in PERCENTILES]
+            if len(values)
+            else ["-"] * len(PERCENTILES)
+        )
         rows.append([split, *cells, int(values.max()) if len(values) else "-"])
     return rows
 
@@ -41,16 +46,26 @@ def render(meta: dict[str, Any], split_of: np.ndarray, chars: np.ndarray, tokens
     stats = meta["cleaning_stats"]
     counts = meta["counts"]
     lines = [f"# Prepared dataset: {meta['source'].get('name') or meta['source'].get('path')}", ""]
-    lines += [f"- source sha256: `{meta['source']['sha256']}`", f"- seed {meta['seed']}, split "
-              + ", ".join(f"{k} {v:g}" for k, v in meta["split_ratios"].items()),
-              f"- segmenter: {meta['preprocessing']['segmenter']}", "", "## Cleaning", ""]
+    lines += [
+        f"- source sha256: `{meta['source']['sha256']}`",
+        f"- seed {meta['seed']}, split " + ", ".join(f"{k} {v:g}" for k, v in meta["split_ratios"].items()),
+        f"- segmenter: {meta['preprocessing']['segmenter']}",
+        "",
+        "## Cleaning",
+        "",
+    ]
     lines += _table(["step", "rows"], [[label, stats[key]] for key, label in STAT_NAMES.items() if key in stats])
     if stats["rare_labels"]:
         lines += ["", f"Labels dropped as too rare (label: texts): {stats['rare_labels']}"]
     lines += ["", "## Label distribution", ""]
-    lines += _table(["label", *SPLITS, "total"], [
-        [label, *(counts[s][label] for s in SPLITS), sum(counts[s][label] for s in SPLITS)] for label in meta["labels"]
-    ] + [["total", *(sum(counts[s].values()) for s in SPLITS), stats["kept"]]])
+    lines += _table(
+        ["label", *SPLITS, "total"],
+        [
+            [label, *(counts[s][label] for s in SPLITS), sum(counts[s][label] for s in SPLITS)]
+            for label in meta["labels"]
+        ]
+        + [["total", *(sum(counts[s].values()) for s in SPLITS), stats["kept"]]],
+    )
     for unit, lengths in (("chars", chars), ("jieba tokens", tokens)):
         lines += ["", f"## Length in {unit} (percentiles)", ""]
         lines += _table(["split", *(f"p{p}" for p in PERCENTILES), "max"], _percentile_rows(split_of, lengths))

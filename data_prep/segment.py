@@ -3,6 +3,7 @@
 Each Segmenter owns its own `jieba.Tokenizer`, so a user dictionary loaded here never leaks into (or
 depends on) jieba's global default tokenizer, and a worker process rebuilds exactly the same one.
 """
+
 from __future__ import annotations
 
 import functools

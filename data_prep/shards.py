@@ -1,13 +1,15 @@
 """Write Contract 1 TFRecord shards. The ONLY data_prep module that imports TensorFlow, and only when
 a ShardWriter is made (in the parent process of `textclf prep`): cleaning, segmentation and the
 gateway's imports stay TF-free."""
+
 from __future__ import annotations
 
 import math
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from data_prep.dataset_format import LABEL, SPLITS, TEXT, TOKENS, shard_name
 
@@ -44,11 +46,15 @@ class ShardWriter:
 
     def write(self, split: str, position: int, text: str, tokens: str, label: int) -> None:
         train = self._tf.train
-        example = train.Example(features=train.Features(feature={
-            TEXT: train.Feature(bytes_list=train.BytesList(value=[text.encode("utf-8")])),
-            TOKENS: train.Feature(bytes_list=train.BytesList(value=[tokens.encode("utf-8")])),
-            LABEL: train.Feature(int64_list=train.Int64List(value=[label])),
-        }))
+        example = train.Example(
+            features=train.Features(
+                feature={
+                    TEXT: train.Feature(bytes_list=train.BytesList(value=[text.encode("utf-8")])),
+                    TOKENS: train.Feature(bytes_list=train.BytesList(value=[tokens.encode("utf-8")])),
+                    LABEL: train.Feature(int64_list=train.Int64List(value=[label])),
+                }
+            )
+        )
         data = example.SerializeToString(deterministic=True)
         spill = self._spills[(split, position // RECORDS_PER_SHARD)]
         spill.write(_SPILL_HEADER.pack(position, len(data)))
@@ -57,7 +63,7 @@ class ShardWriter:
     def finish(self) -> None:
         """Turn every spill into its shard, rows sorted by shuffled position; remove the spills."""
         self.close()
-        for (split, index) in self._spills:
+        for split, index in self._spills:
             path = self._spill_path(split, index)
             rows = sorted(_read_spill(path))
             with self._tf.io.TFRecordWriter(str(self._out / shard_name(split, index, self.counts[split]))) as out:

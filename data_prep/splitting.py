@@ -1,4 +1,5 @@
 """Stratified train/dev/test split: deterministic for a seed, every label in every split."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:
-    """"0.8,0.1,0.1" -> (0.8, 0.1, 0.1): three positive fractions (train, dev, test) summing to 1."""
+    """ "0.8,0.1,0.1" -> (0.8, 0.1, 0.1): three positive fractions (train, dev, test) summing to 1."""
     try:
         ratios = tuple(float(part) for part in text.split(","))
     except ValueError:
@@ -55,7 +56,7 @@ def assign_splits(
         random.Random(f"{seed}:{label}").shuffle(rows)
         start = 0
         for split, size in enumerate(split_sizes(len(rows), ratios, label)):
-            chosen = rows[start:start + size]
+            chosen = rows[start : start + size]
             split_of[chosen] = split
             position[chosen] = np.arange(filled[split], filled[split] + size)
             filled[split] += size

@@ -5,13 +5,15 @@ this module, i.e. data_prep's cleaning and jieba, never TensorFlow. At most `win
 flight, so a corpus of any size passes through in constant memory (Pool.imap would read ahead without
 bound).
 """
+
 from __future__ import annotations
 
 import collections
 import hashlib
 import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from data_prep.preprocess import Preprocessor
 from data_prep.segment import Segmenter
@@ -75,7 +77,7 @@ class WorkerPool:
         self.preprocessor = spec.build()
         self._pool: Any = None
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         global _preprocessor
         if self.workers == 1:
             _preprocessor = self.preprocessor

@@ -4,11 +4,12 @@
 The skew check is the point: the gateway's answer for a raw text must equal what the model server says
 for the tokens that training's own preprocessing (meta.json's recorded Preprocessor) makes of that text.
 """
+
 from __future__ import annotations
 
 import json
 import subprocess
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -41,27 +42,53 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     grpc_port, rest_port, gateway_port = free_port(), free_port(), free_port()
     rest = f"http://127.0.0.1:{rest_port}"
     gateway = f"http://127.0.0.1:{gateway_port}"
-    server_cmd = [str(TEXTCLF), "model-server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-                  "--model_name=reviews", f"--model_base_path={work / 'models' / 'reviews'}"]
-    gateway_cmd = [str(TEXTCLF), "serve", "--port", str(gateway_port), "--tfserving-grpc", f"127.0.0.1:{grpc_port}",
-                   "--model", "reviews", "--preprocessing", str(work / "data" / "meta.json")]
-    with running(server_cmd, work / "model-server.log", lambda: requests.get(f"{rest}/v1/models/reviews").ok,
-                 what="model server"), \
-         running(gateway_cmd, work / "gateway.log", lambda: requests.get(f"{gateway}/readyz").ok, what="gateway"):
+    server_cmd = [
+        str(TEXTCLF),
+        "model-server",
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        "--model_name=reviews",
+        f"--model_base_path={work / 'models' / 'reviews'}",
+    ]
+    gateway_cmd = [
+        str(TEXTCLF),
+        "serve",
+        "--port",
+        str(gateway_port),
+        "--tfserving-grpc",
+        f"127.0.0.1:{grpc_port}",
+        "--model",
+        "reviews",
+        "--preprocessing",
+        str(work / "data" / "meta.json"),
+    ]
+    with (
+        running(
+            server_cmd,
+            work / "model-server.log",
+            lambda: requests.get(f"{rest}/v1/models/reviews").ok,
+            what="model server",
+        ),
+        running(gateway_cmd, work / "gateway.log", lambda: requests.get(f"{gateway}/readyz").ok, what="gateway"),
+    ):
         yield {"work": work, "rest": rest, "gateway": gateway}
 
 
 def test_gateway_answers_what_the_model_says_for_training_preprocessing(stack: dict) -> None:
-    answer = requests.post(f"{stack['gateway']}/v1/classify",
-                           json={"model": "reviews", "texts": TEXTS, "top_k": 2}, timeout=30)
+    answer = requests.post(
+        f"{stack['gateway']}/v1/classify", json={"model": "reviews", "texts": TEXTS, "top_k": 2}, timeout=30
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["model"], body["version"]) == ("reviews", 1)
 
     meta = json.loads((stack["work"] / "data" / "meta.json").read_text(encoding="utf-8"))
     preprocessor = Preprocessor.from_config(meta["preprocessing"])
-    direct = requests.post(f"{stack['rest']}/v1/models/reviews:predict",
-                           json={"instances": [preprocessor.tokens(t) for t in TEXTS]}, timeout=30).json()
+    direct = requests.post(
+        f"{stack['rest']}/v1/models/reviews:predict",
+        json={"instances": [preprocessor.tokens(t) for t in TEXTS]},
+        timeout=30,
+    ).json()
     for result, expected in zip(body["results"], direct["predictions"]):
         assert result["label"] == expected["label"]
         assert result["score"] == pytest.approx(expected["top_score"], abs=1e-6)
@@ -72,7 +99,8 @@ def test_gateway_answers_what_the_model_says_for_training_preprocessing(stack: d
 def test_batch_predict_through_the_gateway(stack: dict) -> None:
     source, output = stack["work"] / "batch.jsonl", stack["work"] / "preds.jsonl"
     source.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in TEXTS), encoding="utf-8")
-    textclf("predict", "--input", str(source), "--output", str(output), "--model", "reviews",
-            "--gateway", stack["gateway"])
+    textclf(
+        "predict", "--input", str(source), "--output", str(output), "--model", "reviews", "--gateway", stack["gateway"]
+    )
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [line["label"] for line in lines[:2]] == ["positive", "negative"] and len(lines) == len(TEXTS)

@@ -1,4 +1,5 @@
 """The bar every network must clear: TF-IDF over character 1-3-grams + logistic regression, same split."""
+
 from __future__ import annotations
 
 from pathlib import Path

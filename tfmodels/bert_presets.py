@@ -5,6 +5,7 @@ or a Hugging Face Transformers folder (`config.json` + `model.safetensors` + `vo
 `bert-base-chinese`); KerasHub converts the latter on load. Nothing is ever downloaded: a preset that is
 not an existing folder is refused before KerasHub could treat it as a hub name.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,17 +38,22 @@ def scratch_backbone(size: str, vocabulary_size: int, *, dropout: float = 0.1) -
 
     check_size(size)
     return keras_hub.models.BertBackbone(
-        vocabulary_size=vocabulary_size, max_sequence_length=MAX_POSITIONS, dropout=dropout,
-        dtype=keras.config.dtype_policy().name, **SIZES[size],
+        vocabulary_size=vocabulary_size,
+        max_sequence_length=MAX_POSITIONS,
+        dropout=dropout,
+        dtype=keras.config.dtype_policy().name,
+        **SIZES[size],
     )
 
 
 def preset_layout(preset: Path) -> str:
-    """"keras" or "transformers", from the preset's config.json; a UserError for anything else."""
+    """ "keras" or "transformers", from the preset's config.json; a UserError for anything else."""
     preset = Path(preset)
     if not preset.is_dir():
-        raise UserError(f"--preset {preset} is not a local folder (textclf never downloads models; "
-                        "give a KerasHub preset folder or a Hugging Face BERT folder)")
+        raise UserError(
+            f"--preset {preset} is not a local folder (textclf never downloads models; "
+            "give a KerasHub preset folder or a Hugging Face BERT folder)"
+        )
     config_path = preset / "config.json"
     if not config_path.is_file():
         raise UserError(f"{preset} has no config.json: not a KerasHub or Hugging Face model folder")
@@ -61,8 +67,10 @@ def preset_layout(preset: Path) -> str:
         if missing and not (preset / "model.safetensors.index.json").is_file():
             raise UserError(f"{preset} is a Hugging Face BERT folder without {', '.join(missing)}")
         return "transformers"
-    raise UserError(f"{preset}/config.json describes neither a KerasHub BERT nor a Hugging Face "
-                    f"model_type 'bert' (found model_type={config.get('model_type')!r})")
+    raise UserError(
+        f"{preset}/config.json describes neither a KerasHub BERT nor a Hugging Face "
+        f"model_type 'bert' (found model_type={config.get('model_type')!r})"
+    )
 
 
 def load_preset(preset: Path, *, dropout: float | None = None) -> tuple[Any, Any]:

@@ -4,11 +4,13 @@ TensorFlow is imported inside the command functions only, so `textclf --help` st
 training command is one function: decorate it with `@train.command("NAME")` and `@training_options`, and
 call `run_training("NAME", **flags)` (or register "NAME": "module:attr" in TRAIN_COMMANDS).
 """
+
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -16,8 +18,9 @@ import click
 class OneLineErrors:
     """Bad flags end in one line ("Error: ...") and exit code 1, like every other user error."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:
@@ -59,30 +62,54 @@ def train() -> None:
 def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Flags every family shares. Unset flags are None, so --config and the defaults decide."""
     options = [
-        click.option("--data", "data", required=True, type=click.Path(path_type=Path),
-                     help="Prepared dataset folder (written by `textclf prep`)."),
-        click.option("--out", "out", required=True, type=click.Path(path_type=Path),
-                     help="Run folder: config, checkpoints, logs, model, report."),
-        click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-                     help="YAML/JSON file of hyperparameters (flags override it)."),
+        click.option(
+            "--data",
+            "data",
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Prepared dataset folder (written by `textclf prep`).",
+        ),
+        click.option(
+            "--out",
+            "out",
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Run folder: config, checkpoints, logs, model, report.",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="YAML/JSON file of hyperparameters (flags override it).",
+        ),
         click.option("--force", is_flag=True, help="Start over even if OUT holds a finished or interrupted run."),
-        click.option("--epochs", type=int), click.option("--batch-size", type=int, help="Per replica."),
+        click.option("--epochs", type=int),
+        click.option("--batch-size", type=int, help="Per replica."),
         click.option("--lr", type=float, help="Peak learning rate."),
         click.option("--optimizer", type=click.Choice(["adam", "adamw"])),
-        click.option("--weight-decay", type=float), click.option("--warmup-ratio", type=float),
+        click.option("--weight-decay", type=float),
+        click.option("--warmup-ratio", type=float),
         click.option("--decay", type=click.Choice(["cosine", "linear"])),
         click.option("--clipnorm", type=float, help="Gradient clipping by norm; 0 turns it off."),
         click.option("--label-smoothing", type=float),
         click.option("--ema", type=float, help="Momentum of a moving average of the weights (0.99); 0 turns it off."),
         click.option("--patience", type=int, help="Early stopping on dev accuracy (best weights kept)."),
-        click.option("--seed", type=int), click.option("--max-len", type=int, help="Length cap."),
+        click.option("--seed", type=int),
+        click.option("--max-len", type=int, help="Length cap."),
         click.option("--bucketing/--pad-to-max", default=None, help="Bucket batches by length (default) or pad."),
         click.option("--backup-every-steps", type=int, help="BackupAndRestore frequency in steps."),
         click.option("--max-train-examples", type=int, help="Use only the first N train examples."),
-        click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
-                     help="auto: MirroredStrategy when >1 GPU (or TEXTCLF_CPU_DEVICES>1); multiworker reads TF_CONFIG."),
-        click.option("--mixed-precision/--float32", "mixed_precision", default=None,
-                     help="mixed_float16 compute (GPUs with tensor cores); float32 by default."),
+        click.option(
+            "--strategy",
+            type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
+            help="auto: MirroredStrategy when >1 GPU (or TEXTCLF_CPU_DEVICES>1); multiworker reads TF_CONFIG.",
+        ),
+        click.option(
+            "--mixed-precision/--float32",
+            "mixed_precision",
+            default=None,
+            help="mixed_float16 compute (GPUs with tensor cores); float32 by default.",
+        ),
         click.option("--xla/--no-xla", default=None, help="Compile the train step with XLA (GPUs)."),
     ]
     for option in reversed(options):
@@ -90,13 +117,16 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def run_training(family: str, *, data: Path, out: Path, config_file: Path | None, force: bool,
-                 **overrides: Any) -> None:
+def run_training(
+    family: str, *, data: Path, out: Path, config_file: Path | None, force: bool, **overrides: Any
+) -> None:
     from tfmodels.train import train as train_run
 
     metrics = train_run(family, data, out, config_file=config_file, overrides=overrides, force=force)
-    click.echo(f"trained {family} -> {out}: test accuracy {metrics['model']['accuracy']:.4f}, "
-               f"baseline {metrics['baseline']['accuracy']:.4f}")
+    click.echo(
+        f"trained {family} -> {out}: test accuracy {metrics['model']['accuracy']:.4f}, "
+        f"baseline {metrics['baseline']['accuracy']:.4f}"
+    )
 
 
 @train.command("lstm")
@@ -112,10 +142,16 @@ def run_training(family: str, *, data: Path, out: Path, config_file: Path | None
 @click.option("--min-count", type=int, help="Vocabulary: minimum train-split count of a word.")
 @click.option("--max-vocab", type=int, help="Vocabulary: maximum number of words.")
 @click.option("--oov-chars/--no-oov-chars", default=None, help="Feed unknown words as their characters (default).")
-@click.option("--wide/--no-wide", default=None,
-              help="Add a linear model on the character n-grams' TF-IDF to the logits (wide & deep; default).")
-@click.option("--embeddings", type=click.Path(path_type=Path, dir_okay=False),
-              help="Pretrained word2vec text file; words it lacks start random.")
+@click.option(
+    "--wide/--no-wide",
+    default=None,
+    help="Add a linear model on the character n-grams' TF-IDF to the logits (wide & deep; default).",
+)
+@click.option(
+    "--embeddings",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Pretrained word2vec text file; words it lacks start random.",
+)
 def train_lstm(embeddings: Path | None, **flags: Any) -> None:
     """Embedding -> stacked (Bi)LSTM -> masked pooling -> softmax, on jieba words."""
     run_training("lstm", embeddings=str(embeddings) if embeddings else None, **flags)
@@ -132,11 +168,20 @@ def evaluate(run_dir: Path) -> None:
 
 @click.command(cls=OneLineCommand)
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--model-base", required=True, type=click.Path(path_type=Path, file_okay=False),
-              help="TF Serving model base path; versions go to MODEL_BASE/NAME/N.")
+@click.option(
+    "--model-base",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="TF Serving model base path; versions go to MODEL_BASE/NAME/N.",
+)
 @click.option("--name", required=True, help="Model name (folder under MODEL_BASE).")
-@click.option("--tolerance", type=float, default=0.005, show_default=True,
-              help="How much lower test accuracy than the latest version the gate accepts.")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.005,
+    show_default=True,
+    help="How much lower test accuracy than the latest version the gate accepts.",
+)
 @click.option("--force", is_flag=True, help="Publish even if the gate finds the model worse.")
 def export(run_dir: Path, model_base: Path, name: str, tolerance: float, force: bool) -> None:
     """Publish RUN_DIR's model as the next SavedModel version, if it passes the gate."""

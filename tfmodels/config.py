@@ -2,6 +2,7 @@
 
 The resolved dict is saved as RUN_DIR/config.json, so a run can be evaluated, exported or resumed later.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,10 @@ def resolve(family_defaults: dict[str, Any], config_file: Path | None, overrides
         if key not in config:
             raise UserError(f"unknown hyperparameter {key!r}; known: {', '.join(sorted(config))}")
         default = config[key]
-        if default is not None and not isinstance(value, type(default)) and not (
-            isinstance(default, float) and isinstance(value, int)
+        if (
+            default is not None
+            and not isinstance(value, type(default))
+            and not (isinstance(default, float) and isinstance(value, int))
         ):
             raise UserError(f"hyperparameter {key}={value!r} should be a {type(default).__name__}")
         config[key] = float(value) if isinstance(default, float) else value

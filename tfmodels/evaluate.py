@@ -3,6 +3,7 @@
 metrics.json {"model": {...}, "baseline": {...}, "beats_baseline": bool}, confusion.json, confusion.png,
 curves.png (from history.csv). Written atomically; the exporter copies the model's test metrics into the card.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,23 +30,38 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
-        "per_class": {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                             "support": int(support[i])} for i, name in enumerate(labels)},
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+            for i, name in enumerate(labels)
+        },
         "confusion": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
         "examples": int(len(y_true)),
     }
 
 
-def predict_split(built: Built, config: dict[str, Any], family_input: str, length_fn: Any, data_dir: Path,
-                  split: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def predict_split(
+    built: Built,
+    config: dict[str, Any],
+    family_input: str,
+    length_fn: Any,
+    data_dir: Path,
+    split: str,
+    num_classes: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """(labels, probabilities) over a split, batched the same way as training (bucketing keeps pairs aligned)."""
     import keras
 
     from tfmodels.pipeline import batched, read_split
 
-    ds = batched(read_split(data_dir, split, family_input), preprocessor=built.preprocessor,
-                 num_classes=num_classes, global_batch=config["batch_size"], max_len=config["max_len"],
-                 length_fn=length_fn, bucketing=config["bucketing"])
+    ds = batched(
+        read_split(data_dir, split, family_input),
+        preprocessor=built.preprocessor,
+        num_classes=num_classes,
+        global_batch=config["batch_size"],
+        max_len=config["max_len"],
+        length_fn=length_fn,
+        bucketing=config["bucketing"],
+    )
     ys, probs = [], []
     for x, y in ds:
         ys.append(np.argmax(y.numpy(), axis=1))
@@ -89,8 +105,9 @@ def _plots(report: Path, run_dir: Path, confusion: list[list[int]], labels: list
         for key, ax in (("loss", loss_ax), ("accuracy", acc_ax)):
             for prefix in ("", "val_"):
                 if rows and prefix + key in rows[0]:
-                    ax.plot(epochs, [float(r[prefix + key]) for r in rows], marker="o",
-                            label="dev" if prefix else "train")
+                    ax.plot(
+                        epochs, [float(r[prefix + key]) for r in rows], marker="o", label="dev" if prefix else "train"
+                    )
             ax.set_xlabel("epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_title(key)
@@ -110,23 +127,33 @@ def evaluate_run(run_dir: Path, *, built: Built | None = None) -> dict[str, Any]
         from tfmodels.train import MODEL_DIR
 
         built = family.load(run_dir / MODEL_DIR, config)
-    y_true, probs = predict_split(built, config, family.input_feature, family.length_fn, data_dir, "test",
-                                  len(labels))
+    y_true, probs = predict_split(built, config, family.input_feature, family.length_fn, data_dir, "test", len(labels))
     model = classification_metrics(y_true, probs.argmax(axis=1), labels)
 
     from tfmodels.baseline import baseline_predictions
 
     base_true, base_pred = baseline_predictions(data_dir, seed=config["seed"])
     baseline = classification_metrics(base_true, base_pred, labels)
-    metrics = {"family": family.name, "labels": labels, "model": model,
-               "baseline": {"kind": "tfidf-char-1-3+logreg", **baseline},
-               "beats_baseline": model["accuracy"] > baseline["accuracy"]}
+    metrics = {
+        "family": family.name,
+        "labels": labels,
+        "model": model,
+        "baseline": {"kind": "tfidf-char-1-3+logreg", **baseline},
+        "beats_baseline": model["accuracy"] > baseline["accuracy"],
+    }
     report = run_dir / REPORT_DIR
     write_text(report / METRICS_FILE, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    write_text(report / "confusion.json", json.dumps({"labels": labels, "model": model["confusion"],
-                                                      "baseline": baseline["confusion"]}, ensure_ascii=False) + "\n")
+    write_text(
+        report / "confusion.json",
+        json.dumps(
+            {"labels": labels, "model": model["confusion"], "baseline": baseline["confusion"]}, ensure_ascii=False
+        )
+        + "\n",
+    )
     _plots(report, run_dir, model["confusion"], labels)
-    print(f"test accuracy {model['accuracy']:.4f} macro-F1 {model['macro_f1']:.4f} | baseline accuracy "
-          f"{baseline['accuracy']:.4f} macro-F1 {baseline['macro_f1']:.4f} | "
-          f"{'beats' if metrics['beats_baseline'] else 'does NOT beat'} the baseline -> {report}")
+    print(
+        f"test accuracy {model['accuracy']:.4f} macro-F1 {model['macro_f1']:.4f} | baseline accuracy "
+        f"{baseline['accuracy']:.4f} macro-F1 {baseline['macro_f1']:.4f} | "
+        f"{'beats' if metrics['beats_baseline'] else 'does NOT beat'} the baseline -> {report}"
+    )
     return metrics

@@ -5,6 +5,7 @@ to probabilities, label and top_score, with the vocabulary/tokenizer and label n
 plus assets.extra/tf_serving_warmup_requests and assets.extra/model_card.json. The version is written to a
 "."-prefixed temp folder and renamed only after the gate passed, so a server never sees a bad version.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,11 +45,13 @@ def serving_function(built: Built, input_name: str, labels: list[str]) -> Any:
     def serve(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         logits = built.model(built.preprocessor(inputs), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-        return {"probabilities": probabilities,
-                "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1)),
-                "top_score": tf.reduce_max(probabilities, axis=-1),
-                # every column's name on every row: a row-format REST client can do top-k with no side file
-                "class_names": tf.tile(label_names[tf.newaxis], [tf.shape(probabilities)[0], 1])}
+        return {
+            "probabilities": probabilities,
+            "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1)),
+            "top_score": tf.reduce_max(probabilities, axis=-1),
+            # every column's name on every row: a row-format REST client can do top-k with no side file
+            "class_names": tf.tile(label_names[tf.newaxis], [tf.shape(probabilities)[0], 1]),
+        }
 
     return tf.function(serve, input_signature=[tf.TensorSpec([None], tf.string, name=input_name)])
 
@@ -72,7 +75,8 @@ def write_warmup(path: Path, model_name: str, input_name: str, examples: list[by
     with tf.io.TFRecordWriter(str(path)) as writer:
         for example in examples:
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SIGNATURE))
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SIGNATURE)
+            )
             request.inputs[input_name].CopyFrom(tf.make_tensor_proto([example], dtype=tf.string))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
@@ -102,8 +106,7 @@ def latest_card(model_dir: Path) -> dict[str, Any] | None:
     return json.loads(card.read_text(encoding="utf-8")) if card.is_file() else None
 
 
-def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float = 0.005,
-               force: bool = False) -> Path:
+def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float = 0.005, force: bool = False) -> Path:
     """Gate, then publish MODEL_BASE/NAME/<next version>; returns the version folder."""
     run_dir = Path(run_dir)
     if not name or "/" in name or name.startswith("."):
@@ -119,8 +122,10 @@ def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float =
     if previous is not None and not force:
         old = previous.get("test_metrics", {}).get(GATE_METRIC)
         if old is not None and test_metrics[GATE_METRIC] < old - tolerance:
-            raise UserError(f"gate: test {GATE_METRIC} {test_metrics[GATE_METRIC]:.4f} is worse than version "
-                            f"{previous.get('version')} ({old:.4f}) beyond tolerance {tolerance}; use --force to publish")
+            raise UserError(
+                f"gate: test {GATE_METRIC} {test_metrics[GATE_METRIC]:.4f} is worse than version "
+                f"{previous.get('version')} ({old:.4f}) beyond tolerance {tolerance}; use --force to publish"
+            )
 
     family = get_family(config["family"])
     data_dir = Path(config["data"])
@@ -130,18 +135,26 @@ def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float =
     from tfmodels.train import MODEL_DIR
 
     built = family.load(run_dir / MODEL_DIR, config)
-    examples = [t for t, _ in read_split(data_dir, "test", family.input_feature, limit=WARMUP_EXAMPLES)
-                .as_numpy_iterator()]
+    examples = [
+        t for t, _ in read_split(data_dir, "test", family.input_feature, limit=WARMUP_EXAMPLES).as_numpy_iterator()
+    ]
     version = (versions(model_dir) or [0])[-1] + 1
     with publish_dir(model_dir / str(version)) as tmp:
         write_saved_model(built, family.input_feature, labels, tmp)
         write_warmup(tmp / WARMUP_FILE, name, family.input_feature, examples)
         card = {
-            "name": name, "version": version, "model_type": family.name, "input_kind": family.input_feature,
-            "preprocessing": meta.get("preprocessing"), "labels": labels, "test_metrics": test_metrics,
+            "name": name,
+            "version": version,
+            "model_type": family.name,
+            "input_kind": family.input_feature,
+            "preprocessing": meta.get("preprocessing"),
+            "labels": labels,
+            "test_metrics": test_metrics,
             "baseline_test_metrics": {k: metrics["baseline"][k] for k in ("accuracy", "macro_f1")},
-            "data_hash": (meta.get("source") or {}).get("sha256"), "data_dir": str(data_dir),
-            "hyperparameters": config, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "data_hash": (meta.get("source") or {}).get("sha256"),
+            "data_dir": str(data_dir),
+            "hyperparameters": config,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_text(tmp / CARD_FILE, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
         _check_loads(tmp, built, examples, len(labels))

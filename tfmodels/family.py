@@ -25,12 +25,14 @@ A model family is a small object (module-level singleton) with:
 Export (tfmodels/export.py) composes `model(preprocessor(x))` in one tf.function, adds softmax, label
 names and top score, so every family gets the same serving signature and gate.
 """
+
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from data_prep.errors import UserError
 
@@ -43,17 +45,17 @@ if TYPE_CHECKING:  # keep `import tfmodels.family` TensorFlow-free for the CLI's
 class Built:
     """A family's model split into tf.data-side preprocessing and the trainable network."""
 
-    preprocessor: "keras.layers.Layer"
-    model: "keras.Model"
+    preprocessor: keras.layers.Layer
+    model: keras.Model
 
 
 class ModelFamily(Protocol):
     name: str
     input_feature: str
     defaults: dict[str, Any]
-    length_fn: Callable[["tf.Tensor"], "tf.Tensor"] | None
+    length_fn: Callable[[tf.Tensor], tf.Tensor] | None
 
-    def build(self, config: dict[str, Any], train_strings: "tf.data.Dataset", num_classes: int) -> Built: ...
+    def build(self, config: dict[str, Any], train_strings: tf.data.Dataset, num_classes: int) -> Built: ...
 
     def save(self, built: Built, model_dir: Path) -> None: ...
 

@@ -8,6 +8,7 @@ The same n-grams also feed a "wide" linear model on their TF-IDF whose logits ar
 The LSTM layers keep Keras's defaults that select the fused cuDNN kernel on a GPU (tanh, sigmoid,
 recurrent_dropout=0, unroll=False, use_bias=True); padding is on the right, which cuDNN's masking needs.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,16 @@ import tensorflow as tf
 
 from data_prep.dataset_format import TOKENS
 from tfmodels.family import Built
-from tfmodels.vocab import OOV, OOV_ID, PAD, RESERVED, build_vocabulary, load_word2vec, read_vocabulary, write_vocabulary
+from tfmodels.vocab import (
+    OOV,
+    OOV_ID,
+    PAD,
+    RESERVED,
+    build_vocabulary,
+    load_word2vec,
+    read_vocabulary,
+    write_vocabulary,
+)
 
 MODEL_FILE = "model.keras"
 VOCAB_FILE = "vocab.txt"
@@ -49,8 +59,9 @@ class TokenIds(keras.layers.Layer):
     is a StringLookup (a StaticHashTable in the exported graph), so TF Serving needs no side file.
     """
 
-    def __init__(self, vocabulary: list[str], max_len: int, pad_to_max: bool = False, oov_chars: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, vocabulary: list[str], max_len: int, pad_to_max: bool = False, oov_chars: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(trainable=False, **kwargs)
         self.max_len = max_len
         self.pad_to_max = pad_to_max
@@ -194,7 +205,8 @@ class TfIdfLinear(keras.layers.Layer):
         batch = tf.shape(ids, out_type=tf.int64)[0]
         rows, grams, counts = distinct_ngrams(ids, self.buckets)
         weights = (1.0 + tf.math.log(tf.cast(counts, self.compute_dtype))) * tf.gather(
-            tf.cast(self.idf, self.compute_dtype), grams)
+            tf.cast(self.idf, self.compute_dtype), grams
+        )
         norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(weights), rows, batch))
         weights = tf.math.divide_no_nan(weights, tf.gather(norms, rows))
         kernel = tf.gather(tf.cast(self.kernel, self.compute_dtype), grams) * self.scale
@@ -242,8 +254,14 @@ def build_network(config: dict[str, Any], vocab_size: int, num_classes: int) -> 
     x = keras.layers.SpatialDropout1D(config["embed_dropout"])(x)
     for i in range(config["lstm_layers"]):
         lstm = keras.layers.LSTM(
-            config["lstm_units"], return_sequences=True, activation="tanh", recurrent_activation="sigmoid",
-            recurrent_dropout=0.0, unroll=False, use_bias=True, name=f"lstm_{i}",
+            config["lstm_units"],
+            return_sequences=True,
+            activation="tanh",
+            recurrent_activation="sigmoid",
+            recurrent_dropout=0.0,
+            unroll=False,
+            use_bias=True,
+            name=f"lstm_{i}",
         )
         x = keras.layers.Bidirectional(lstm, name=f"bilstm_{i}")(x) if config["bidirectional"] else lstm(x)
     pooled = [MaskedMean(name="masked_mean")(x)]
@@ -253,8 +271,9 @@ def build_network(config: dict[str, Any], vocab_size: int, num_classes: int) -> 
     if config["ngram_n"] > 0:
         grams = keras.Input(shape=(None,), dtype="int64", name="char_ngrams")
         g = WordDropout(config["ngram_dropout"], seed=config["seed"], replacement=0, name="ngram_dropout")(grams)
-        g = keras.layers.Embedding(config["ngram_buckets"], config["ngram_dim"], mask_zero=True,
-                                   name="ngram_embedding")(g)
+        g = keras.layers.Embedding(
+            config["ngram_buckets"], config["ngram_dim"], mask_zero=True, name="ngram_embedding"
+        )(g)
         pooled.append(MaskedMean(name="ngram_mean")(g))
         inputs = {"token_ids": ids, "char_ngrams": grams}
     x = keras.layers.Concatenate()(pooled) if len(pooled) > 1 else pooled[0]
@@ -301,8 +320,13 @@ class LSTMFamily:
     length_fn = staticmethod(word_count)
 
     def _preprocessor(self, config: dict[str, Any], words: list[str]) -> keras.layers.Layer:
-        token_ids = TokenIds(words, config["max_len"], pad_to_max=not config["bucketing"],
-                             oov_chars=config["oov_chars"], name="token_ids")
+        token_ids = TokenIds(
+            words,
+            config["max_len"],
+            pad_to_max=not config["bucketing"],
+            oov_chars=config["oov_chars"],
+            name="token_ids",
+        )
         if config.get("ngram_n", 0) <= 0:  # runs from before the n-gram branch have no such key
             return token_ids
         return LSTMInputs(token_ids, config["ngram_n"], config["ngram_buckets"], name="lstm_inputs")
@@ -311,8 +335,9 @@ class LSTMFamily:
         word_batches = train_strings.batch(1024).map(lambda s: split_words(s).flat_values)
         if config["oov_chars"]:  # count characters too (once per word occurrence)
             word_batches = word_batches.map(lambda w: tf.concat([w, split_chars(w).flat_values], 0))
-        words = build_vocabulary(word_batches.as_numpy_iterator(), min_count=config["min_count"],
-                                 max_size=config["max_vocab"])
+        words = build_vocabulary(
+            word_batches.as_numpy_iterator(), min_count=config["min_count"], max_size=config["max_vocab"]
+        )
         vectors = None
         if config["embeddings"]:
             vectors = load_word2vec(Path(config["embeddings"]), words, seed=config["seed"])

@@ -3,10 +3,11 @@
 Bucketing by length keeps padding (and LSTM steps) small; `bucketing=False` pads every batch to max_len and
 exists so bench/train.py can show what bucketing buys.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import keras
 import tensorflow as tf

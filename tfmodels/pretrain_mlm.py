@@ -5,6 +5,7 @@ BertMaskedLM (15% of tokens selected; of those 80% [MASK], 10% random, 10% kept)
 written with `save_to_preset` into a folder that `textclf train bert --preset` reads. The dev split's text
 is held out to report masked-token accuracy, the one number that says whether pretraining learned anything.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ MLM_DEFAULTS: dict[str, Any] = {
 }
 
 
-def pretrain_mlm(data_dir: Path, out_dir: Path, *, extra_text: list[str] | tuple[str, ...] = (),
-                 force: bool = False, **options: Any) -> dict[str, Any]:
+def pretrain_mlm(
+    data_dir: Path, out_dir: Path, *, extra_text: list[str] | tuple[str, ...] = (), force: bool = False, **options: Any
+) -> dict[str, Any]:
     """Pretrain, save the preset to `out_dir` (atomically) and return what pretraining.json records."""
     unknown = set(options) - set(MLM_DEFAULTS)
     if unknown:
@@ -83,16 +85,26 @@ def pretrain_mlm(data_dir: Path, out_dir: Path, *, extra_text: list[str] | tuple
     with strategy.scope():
         backbone = scratch_backbone(config["size"], tokenizer.vocabulary_size())
         preprocessor = keras_hub.models.BertMaskedLMPreprocessor(
-            tokenizer, sequence_length=config["sequence_length"], mask_selection_rate=config["mask_rate"],
+            tokenizer,
+            sequence_length=config["sequence_length"],
+            mask_selection_rate=config["mask_rate"],
             mask_selection_length=max(1, math.ceil(config["sequence_length"] * config["mask_rate"])),
         )
         mlm = keras_hub.models.BertMaskedLM(backbone, preprocessor=preprocessor)
-        optimizer_config = {"lr": config["lr"], "warmup_ratio": 0.1, "decay": "linear", "clipnorm": 1.0,
-                            "optimizer": "adamw", "weight_decay": 0.01, "ema": 0.0}
+        optimizer_config = {
+            "lr": config["lr"],
+            "warmup_ratio": 0.1,
+            "decay": "linear",
+            "clipnorm": 1.0,
+            "optimizer": "adamw",
+            "weight_decay": 0.01,
+            "ema": 0.0,
+        }
         mlm.compile(optimizer=make_optimizer(optimizer_config, steps), weighted_metrics=["sparse_categorical_accuracy"])
 
     def masked(texts: tf.data.Dataset) -> tf.data.Dataset:
         """Mask in tf.data (as fit would), with the padding mask made int32 for MirroredStrategy."""
+
         def apply(batch: tf.Tensor) -> tuple:
             x, y, weights = preprocessor(batch)
             return int_padding_mask(x), y, weights
@@ -101,17 +113,24 @@ def pretrain_mlm(data_dir: Path, out_dir: Path, *, extra_text: list[str] | tuple
 
     known_size = tf.data.experimental.assert_cardinality(n_texts)  # so Keras shows progress and stops cleanly
     mlm.preprocessor = None  # masking happens in `masked`
-    history = mlm.fit(masked(corpus().apply(known_size).shuffle(10000, seed=config["seed"])),
-                      epochs=config["epochs"], verbose=2)
-    dev_loss, dev_accuracy = mlm.evaluate(masked(read_split(data_dir, "dev", TEXT).map(lambda text, label: text)),
-                                          verbose=0)
+    history = mlm.fit(
+        masked(corpus().apply(known_size).shuffle(10000, seed=config["seed"])), epochs=config["epochs"], verbose=2
+    )
+    dev_loss, dev_accuracy = mlm.evaluate(
+        masked(read_split(data_dir, "dev", TEXT).map(lambda text, label: text)), verbose=0
+    )
     mlm.preprocessor = preprocessor  # saved with the preset
     record = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "data": str(data_dir), "extra_text": extra, "texts": n_texts, "steps": steps,
-        "vocabulary_size": tokenizer.vocabulary_size(), "config": config,
+        "data": str(data_dir),
+        "extra_text": extra,
+        "texts": n_texts,
+        "steps": steps,
+        "vocabulary_size": tokenizer.vocabulary_size(),
+        "config": config,
         "train_loss": float(history.history["loss"][-1]),
-        "dev_masked_loss": float(dev_loss), "dev_masked_accuracy": float(dev_accuracy),
+        "dev_masked_loss": float(dev_loss),
+        "dev_masked_accuracy": float(dev_accuracy),
         "seconds": round(time.time() - started, 1),
     }
     with publish_dir(out_dir, force=force) as tmp:

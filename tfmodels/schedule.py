@@ -1,4 +1,5 @@
 """Learning rate: linear warmup, then cosine or linear decay to zero; and the optimizer around it."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,12 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_steps, warm, decayed)
 
     def get_config(self) -> dict[str, Any]:
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
-                "kind": self.kind}
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "kind": self.kind,
+        }
 
 
 def make_optimizer(config: dict[str, Any], total_steps: int) -> keras.optimizers.Optimizer:

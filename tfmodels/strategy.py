@@ -4,6 +4,7 @@
 (tests, bench) on a machine without GPUs. TF fixes its logical devices when the first op runs, so this
 must be called before any other TensorFlow work in the process: the CLI calls it first thing.
 """
+
 from __future__ import annotations
 
 import json

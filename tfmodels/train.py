@@ -4,6 +4,7 @@ RUN_DIR layout: config.json (resolved hyperparameters), backup/ (BackupAndRestor
 checkpoints/best.weights.h5 (best dev accuracy), history.csv, logs/ (TensorBoard), model/ (the family's
 saved model), report/ (tfmodels.evaluate).
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,10 @@ def _start_mode(run_dir: Path, config: dict[str, Any], force: bool) -> str:
         saved = read_config(run_dir)
         changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
         if changed:
-            raise UserError(f"{run_dir} holds an interrupted run with other settings ({', '.join(changed)}); "
-                            "rerun with the same flags or add --force to start over")
+            raise UserError(
+                f"{run_dir} holds an interrupted run with other settings ({', '.join(changed)}); "
+                "rerun with the same flags or add --force to start over"
+            )
         return "resume"
     if (run_dir / MODEL_DIR).exists() and not force:
         raise UserError(f"{run_dir} already holds a trained model (use --force to train again)")
@@ -69,8 +72,9 @@ class Session:
     global_batch: int
 
 
-def compile_session(family: ModelFamily, data_dir: Path, config: dict[str, Any], strategy: Any,
-                    meta: dict[str, Any]) -> Session:
+def compile_session(
+    family: ModelFamily, data_dir: Path, config: dict[str, Any], strategy: Any, meta: dict[str, Any]
+) -> Session:
     """Seed, read the train split, build + compile the family's model in the strategy's scope, make tf.data."""
     import keras
 
@@ -89,8 +93,10 @@ def compile_session(family: ModelFamily, data_dir: Path, config: dict[str, Any],
     if n_train == 0:
         raise UserError(f"{data_dir} has an empty train split")
     steps_per_epoch = math.ceil(n_train / global_batch)
-    print(f"{family.name}: {n_train} train examples, {len(labels)} labels, {replicas} replica(s) "
-          f"({type(strategy).__name__}), global batch {global_batch}")
+    print(
+        f"{family.name}: {n_train} train examples, {len(labels)} labels, {replicas} replica(s) "
+        f"({type(strategy).__name__}), global batch {global_batch}"
+    )
     keras.mixed_precision.set_global_policy("mixed_float16" if config["mixed_precision"] else "float32")
     with strategy.scope():
         built = family.build(config, train_raw.map(lambda text, label: text), len(labels))
@@ -100,15 +106,28 @@ def compile_session(family: ModelFamily, data_dir: Path, config: dict[str, Any],
             loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config["label_smoothing"]),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
-    common = dict(preprocessor=built.preprocessor, num_classes=len(labels), global_batch=global_batch,
-                  max_len=config["max_len"], length_fn=family.length_fn, bucketing=config["bucketing"])
+    common = dict(
+        preprocessor=built.preprocessor,
+        num_classes=len(labels),
+        global_batch=global_batch,
+        max_len=config["max_len"],
+        length_fn=family.length_fn,
+        bucketing=config["bucketing"],
+    )
     train_ds = batched(train_raw, shuffle_buffer=config["shuffle_buffer"], seed=config["seed"], **common)
     dev_ds = batched(read_split(data_dir, "dev", feature), **common)
     return Session(built, train_ds, dev_ds, n_train, global_batch)
 
 
-def train(family_name: str, data_dir: Path, run_dir: Path, *, config_file: Path | None = None,
-          overrides: dict[str, Any] | None = None, force: bool = False) -> dict[str, Any]:
+def train(
+    family_name: str,
+    data_dir: Path,
+    run_dir: Path,
+    *,
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
     """Train, keep the best dev weights, save the model and write the evaluation report. Returns metrics."""
     from tfmodels.strategy import make_strategy  # first TF touch: may split the CPU into logical devices
 
@@ -137,13 +156,20 @@ def train(family_name: str, data_dir: Path, run_dir: Path, *, config_file: Path 
     best_path = run_dir / BEST_WEIGHTS
     best_path.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), save_freq=config["backup_every_steps"],
-                                        double_checkpoint=True),  # a kill mid-write keeps the previous one
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / BACKUP_DIR), save_freq=config["backup_every_steps"], double_checkpoint=True
+        ),  # a kill mid-write keeps the previous one
         # EMA weights in the model for validation and the best checkpoint, raw weights back for training;
         # after BackupAndRestore, whose backups must hold the raw weights
         *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config["ema"] > 0 else []),
-        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
-                                        save_weights_only=True, initial_value_threshold=_best_dev_so_far(run_dir)),
+        keras.callbacks.ModelCheckpoint(
+            str(best_path),
+            monitor="val_accuracy",
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=_best_dev_so_far(run_dir),
+        ),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config["patience"]),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs")),
@@ -151,8 +177,13 @@ def train(family_name: str, data_dir: Path, run_dir: Path, *, config_file: Path 
     tf.get_logger().setLevel("ERROR")
     # tf.data of unknown length (bucketing) makes Keras warn at every epoch end; the data is meant that way
     warnings.filterwarnings("ignore", message=".*(ran out of data|`shuffle=True` was passed).*")
-    built.model.fit(session.train_ds, validation_data=session.dev_ds, epochs=config["epochs"], callbacks=callbacks,
-                    verbose=1 if sys.stdout.isatty() else 2)
+    built.model.fit(
+        session.train_ds,
+        validation_data=session.dev_ds,
+        epochs=config["epochs"],
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
     if best_path.is_file():
         built.model.load_weights(str(best_path))
     family.save(built, run_dir / MODEL_DIR)

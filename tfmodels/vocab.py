@@ -2,11 +2,12 @@
 
 Index 0 is padding (the Embedding's mask), index 1 is out-of-vocabulary, words follow by frequency.
 """
+
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

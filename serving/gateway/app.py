@@ -4,6 +4,7 @@ Everything a request needs (config, upstream client, breaker, preprocessor, metr
 app (`app.extensions["textclf_gateway"]`), never off module globals, so tests build one app per test
 and point it at a real local model server.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -34,8 +35,7 @@ log = logging.getLogger("textclf.gateway")
 EXTENSION = "textclf_gateway"
 PUBLIC_ENDPOINTS = {"routes.healthz", "routes.readyz", "routes.openapi"}  # no API key needed
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_HTTP_CODES = {400: "bad_json", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-               413: "body_too_large"}
+_HTTP_CODES = {400: "bad_json", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
 @dataclass
@@ -83,8 +83,13 @@ def _coalescing(guarded: GuardedUpstream, config: GatewayConfig, metrics: Gatewa
         return guarded
     # a queued call may wait for the call ahead and then its own, each with every retry
     wait_s = 2 * (config.retries + 1) * config.upstream_timeout_s
-    return CoalescingUpstream(guarded, max_texts=config.coalesce_max_texts, max_in_flight=config.coalesce_in_flight,
-                              wait_s=wait_s, observe=metrics.coalesced)
+    return CoalescingUpstream(
+        guarded,
+        max_texts=config.coalesce_max_texts,
+        max_in_flight=config.coalesce_in_flight,
+        wait_s=wait_s,
+        observe=metrics.coalesced,
+    )
 
 
 def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask:
@@ -97,10 +102,18 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask
     metrics = GatewayMetrics()
     raw = upstream if upstream is not None else build_upstream(config)
     breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s, on_change=metrics.breaker_changed)
-    guarded = GuardedUpstream(raw, breaker, retries=config.retries, backoff_s=config.retry_backoff_s,
-                              observe=lambda op, seconds: metrics.upstream_latency.labels(op).observe(seconds))
-    classifier = Classifier(_coalescing(guarded, config, metrics), build_preprocessor(config),
-                            SignatureCache(guarded.metadata, config.metadata_ttl_s))
+    guarded = GuardedUpstream(
+        raw,
+        breaker,
+        retries=config.retries,
+        backoff_s=config.retry_backoff_s,
+        observe=lambda op, seconds: metrics.upstream_latency.labels(op).observe(seconds),
+    )
+    classifier = Classifier(
+        _coalescing(guarded, config, metrics),
+        build_preprocessor(config),
+        SignatureCache(guarded.metadata, config.metadata_ttl_s),
+    )
     app.extensions[EXTENSION] = Gateway(config, raw, guarded, breaker, classifier, metrics)
     app.register_blueprint(blueprint)
     app.before_request(_start)
@@ -130,8 +143,9 @@ def _finish(response: Response) -> Response:
     metrics = gateway().metrics
     metrics.requests.labels(route, request.method, str(response.status_code)).inc()
     metrics.latency.labels(route).observe(seconds)
-    log.info("%s %s %d %.1fms request_id=%s", request.method, request.path, response.status_code,
-             seconds * 1000, request_id)
+    log.info(
+        "%s %s %d %.1fms request_id=%s", request.method, request.path, response.status_code, seconds * 1000, request_id
+    )
     return response
 
 

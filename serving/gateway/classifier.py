@@ -2,10 +2,12 @@
 
 Protocol-free and Flask-free: the HTTP app and `textclf predict` both call `Classifier.classify`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from data_prep.dataset_format import TEXT, TOKENS
 from data_prep.preprocess import Preprocessor
@@ -31,8 +33,9 @@ class Classifier:
         self.preprocessor = preprocessor
         self.signatures = signatures
 
-    def classify(self, model: str, texts: Sequence[str], *, version: int | None = None,
-                 label: str | None = None, top_k: int = 1) -> Classification:
+    def classify(
+        self, model: str, texts: Sequence[str], *, version: int | None = None, label: str | None = None, top_k: int = 1
+    ) -> Classification:
         signature = self._signature(model, version, label)
         try:
             answer = self._predict(signature, texts, top_k)
@@ -70,10 +73,14 @@ def input_kind(signature: Signature) -> str:
     if len(signature.inputs) == 1 and signature.inputs[0] in (TOKENS, TEXT):
         if PROBABILITIES in signature.outputs and LABEL in signature.outputs:
             return signature.inputs[0]
-    raise ApiError("unsupported_model", (
-        f"model {signature.model!r} version {signature.version} has serving_default inputs "
-        f"{list(signature.inputs)} and outputs {list(signature.outputs)}; the gateway needs one input "
-        f"`{TOKENS}` or `{TEXT}` and outputs `{PROBABILITIES}` and `{LABEL}`"))
+    raise ApiError(
+        "unsupported_model",
+        (
+            f"model {signature.model!r} version {signature.version} has serving_default inputs "
+            f"{list(signature.inputs)} and outputs {list(signature.outputs)}; the gateway needs one input "
+            f"`{TOKENS}` or `{TEXT}` and outputs `{PROBABILITIES}` and `{LABEL}`"
+        ),
+    )
 
 
 def _results(answer: dict[str, list[Any]], count: int, top_k: int) -> list[dict[str, Any]]:
@@ -89,13 +96,17 @@ def _results(answer: dict[str, list[Any]], count: int, top_k: int) -> list[dict[
         best = max(range(len(scores)), key=scores.__getitem__)
         ranked = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_k]
         row_names = names[row] if names is not None else None
-        results.append({
-            "label": labels[row],
-            "score": scores[best],
-            # without `class_names` only the argmax column has a known name
-            "top_k": [{"label": row_names[i] if row_names else (labels[row] if i == best else None),
-                       "score": scores[i]} for i in ranked],
-        })
+        results.append(
+            {
+                "label": labels[row],
+                "score": scores[best],
+                # without `class_names` only the argmax column has a known name
+                "top_k": [
+                    {"label": row_names[i] if row_names else (labels[row] if i == best else None), "score": scores[i]}
+                    for i in ranked
+                ],
+            }
+        )
     return results
 
 

@@ -3,11 +3,12 @@
 Thin: flags -> GatewayConfig / predict_file. Every flag may also come from its TEXTCLF_* env var
 (see config.py); production runs the same app under gunicorn (wsgi.py).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -15,12 +16,17 @@ _LIMITS = [
     click.option("--max-texts", type=int, default=None, help="Texts per request (default 256)."),
     click.option("--max-text-chars", type=int, default=None, help="Characters per text (default 10000)."),
     click.option("--max-body-bytes", type=int, default=None, help="Request body bytes (default 2 MiB)."),
-    click.option("--timeout", "upstream_timeout_s", type=float, default=None, help="Seconds per TF Serving call (default 5)."),
+    click.option(
+        "--timeout", "upstream_timeout_s", type=float, default=None, help="Seconds per TF Serving call (default 5)."
+    ),
     click.option("--retries", type=int, default=None, help="Retries on UNAVAILABLE (default 2)."),
-    click.option("--breaker-failures", type=int, default=None, help="Consecutive outages that open the circuit (default 5)."),
-    click.option("--breaker-reset", "breaker_reset_s", type=float, default=None, help="Seconds before a trial call (default 5)."),
+    click.option(
+        "--breaker-failures", type=int, default=None, help="Consecutive outages that open the circuit (default 5)."
+    ),
+    click.option(
+        "--breaker-reset", "breaker_reset_s", type=float, default=None, help="Seconds before a trial call (default 5)."
+    ),
 ]
-
 
 
 def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -35,11 +41,17 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--tfserving-rest", default=None, metavar="URL", help="TF Serving REST, e.g. http://localhost:8501.")
 @click.option("--tfserving-grpc", default=None, metavar="HOST:PORT", help="TF Serving gRPC, e.g. localhost:8500.")
 @click.option("--model", "models", multiple=True, help="A model this gateway fronts (repeat); default: any.")
-@click.option("--preprocessing", default=None, type=click.Path(dir_okay=False),
-              help="meta.json / model_card.json whose recorded preprocessing to reproduce.")
+@click.option(
+    "--preprocessing",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="meta.json / model_card.json whose recorded preprocessing to reproduce.",
+)
 @click.option("--user-dict", default=None, type=click.Path(dir_okay=False), help="jieba user dictionary.")
 @click.option("--stopwords", default=None, type=click.Path(dir_okay=False), help="Stopwords file.")
-@click.option("--api-key", "api_keys", multiple=True, help="Require X-API-Key (repeat for several; or TEXTCLF_API_KEYS).")
+@click.option(
+    "--api-key", "api_keys", multiple=True, help="Require X-API-Key (repeat for several; or TEXTCLF_API_KEYS)."
+)
 @_limit_options
 def serve(host: str, port: int, models: tuple[str, ...], api_keys: tuple[str, ...], **options: object) -> None:
     """Run the gateway on Flask's development server (production: gunicorn, see serving/Dockerfile)."""
@@ -55,8 +67,13 @@ def serve(host: str, port: int, models: tuple[str, ...], api_keys: tuple[str, ..
 
 @click.command()
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the answers: .jsonl, .tsv or .csv (written atomically).")
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the answers: .jsonl, .tsv or .csv (written atomically).",
+)
 @click.option("--model", required=True, help="Model name.")
 @click.option("--gateway", default=None, metavar="URL", help="A running gateway, e.g. http://localhost:8080.")
 @click.option("--tfserving-rest", default=None, metavar="URL", help="Or TF Serving's REST API directly.")
@@ -68,13 +85,34 @@ def serve(host: str, port: int, models: tuple[str, ...], api_keys: tuple[str, ..
 @click.option("--version", type=int, default=None, help="Model version (default: latest).")
 @click.option("--version-label", default=None, help="Model version label, e.g. stable or canary.")
 @click.option("--api-key", default=None, envvar="TEXTCLF_API_KEY", help="X-API-Key for --gateway.")
-@click.option("--preprocessing", default="", type=click.Path(dir_okay=False), help="With --tfserving-rest: recorded preprocessing.")
-@click.option("--user-dict", default="", type=click.Path(dir_okay=False), help="With --tfserving-rest: jieba user dictionary.")
+@click.option(
+    "--preprocessing",
+    default="",
+    type=click.Path(dir_okay=False),
+    help="With --tfserving-rest: recorded preprocessing.",
+)
+@click.option(
+    "--user-dict", default="", type=click.Path(dir_okay=False), help="With --tfserving-rest: jieba user dictionary."
+)
 @click.option("--stopwords", default="", type=click.Path(dir_okay=False), help="With --tfserving-rest: stopwords file.")
-def predict(input_path: Path, output_path: Path, model: str, gateway: str | None, tfserving_rest: str | None,
-            text_col: str, text_key: str, header: bool | None, batch_size: int, top_k: int | None,
-            version: int | None, version_label: str | None, api_key: str | None, preprocessing: str,
-            user_dict: str, stopwords: str) -> None:
+def predict(
+    input_path: Path,
+    output_path: Path,
+    model: str,
+    gateway: str | None,
+    tfserving_rest: str | None,
+    text_col: str,
+    text_key: str,
+    header: bool | None,
+    batch_size: int,
+    top_k: int | None,
+    version: int | None,
+    version_label: str | None,
+    api_key: str | None,
+    preprocessing: str,
+    user_dict: str,
+    stopwords: str,
+) -> None:
     """Classify every text of a TSV/CSV/JSONL file, in batches, into an output file."""
     from data_prep.errors import UserError
     from serving.gateway.batch_predict import direct_classifier, gateway_classifier, predict_file
@@ -82,11 +120,21 @@ def predict(input_path: Path, output_path: Path, model: str, gateway: str | None
     if bool(gateway) == bool(tfserving_rest):
         raise UserError("give exactly one of --gateway URL or --tfserving-rest URL")
     if gateway:
-        classify = gateway_classifier(gateway, model, api_key=api_key, version=version,
-                                      version_label=version_label, top_k=top_k)
+        classify = gateway_classifier(
+            gateway, model, api_key=api_key, version=version, version_label=version_label, top_k=top_k
+        )
     else:
-        classify = direct_classifier(tfserving_rest, model, preprocessing=preprocessing, user_dict=user_dict,
-                                     stopwords=stopwords, version=version, version_label=version_label, top_k=top_k)
-    counts = predict_file(input_path, output_path, classify, text_col=text_col, text_key=text_key,
-                          header=header, batch_size=batch_size)
+        classify = direct_classifier(
+            tfserving_rest,
+            model,
+            preprocessing=preprocessing,
+            user_dict=user_dict,
+            stopwords=stopwords,
+            version=version,
+            version_label=version_label,
+            top_k=top_k,
+        )
+    counts = predict_file(
+        input_path, output_path, classify, text_col=text_col, text_key=text_key, header=header, batch_size=batch_size
+    )
     click.echo(f"{counts['classified']} rows classified, {counts['errors']} unreadable -> {output_path}")

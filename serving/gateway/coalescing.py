@@ -11,13 +11,15 @@ becomes the leader and sends every queued call (up to `max_texts` texts) as one.
 leader is a request thread, so the quiet path has no hand-off. A call of more than `max_texts` texts is
 sent in parts of `max_texts`, so with max_texts <= TF Serving's max_batch_size no call is too large.
 """
+
 from __future__ import annotations
 
 import collections
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from serving.gateway.errors import UpstreamError
 from serving.gateway.upstream import Signature, Upstream, VersionStatus
@@ -41,8 +43,15 @@ class _Call:
 class CoalescingUpstream:
     """An Upstream whose `predict` calls coalesce; metadata and status pass straight through."""
 
-    def __init__(self, inner: Upstream, *, max_texts: int, max_in_flight: int, wait_s: float,
-                 observe: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        inner: Upstream,
+        *,
+        max_texts: int,
+        max_in_flight: int,
+        wait_s: float,
+        observe: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.inner = inner
         self.target = inner.target
         self.max_texts = max_texts
@@ -62,11 +71,14 @@ class CoalescingUpstream:
     def close(self) -> None:
         self.inner.close()
 
-    def predict(self, model: str, version: int, input_name: str, values: Sequence[str],
-                outputs: Sequence[str]) -> dict[str, list[Any]]:
+    def predict(
+        self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]
+    ) -> dict[str, list[Any]]:
         if len(values) > self.max_texts:  # TF Serving would reject it past max_batch_size: send it in parts
-            parts = [self.predict(model, version, input_name, values[i:i + self.max_texts], outputs)
-                     for i in range(0, len(values), self.max_texts)]
+            parts = [
+                self.predict(model, version, input_name, values[i : i + self.max_texts], outputs)
+                for i in range(0, len(values), self.max_texts)
+            ]
             return {name: [row for part in parts for row in part[name]] for name in parts[0]}
         key = (model, version, input_name, tuple(outputs))
         call = _Call(values)
@@ -98,8 +110,9 @@ class CoalescingUpstream:
                 if time.monotonic() >= deadline:
                     if call in self._queues[key]:
                         self._queues[key].remove(call)
-                    call.error = UpstreamError("timeout", f"no TF Serving answer within {self.wait_s:g}s "
-                                                          "while queued behind other requests")
+                    call.error = UpstreamError(
+                        "timeout", f"no TF Serving answer within {self.wait_s:g}s while queued behind other requests"
+                    )
                     return
 
     def _lead(self, key: _Key, own: _Call) -> None:
@@ -154,8 +167,9 @@ class CoalescingUpstream:
         else:
             self._finish(batch, answer=answer)
 
-    def _finish(self, batch: list[_Call], *, answer: dict[str, list[Any]] | None = None,
-                error: Exception | None = None) -> None:
+    def _finish(
+        self, batch: list[_Call], *, answer: dict[str, list[Any]] | None = None, error: Exception | None = None
+    ) -> None:
         start = 0
         with self._lock:
             for call in batch:

@@ -3,12 +3,14 @@
 Every field can be set by the environment variable `TEXTCLF_` + its upper-cased name (tuples are
 comma-separated); `from_env` is what the gunicorn entry point uses.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from data_prep.errors import UserError
 
@@ -53,8 +55,16 @@ class GatewayConfig:
             raise UserError("give exactly one of --tfserving-rest URL or --tfserving-grpc HOST:PORT")
         if self.tfserving_rest and not self.tfserving_rest.startswith(("http://", "https://")):
             raise UserError(f"--tfserving-rest must be an http(s) URL, got {self.tfserving_rest!r}")
-        for name in ("max_texts", "max_text_chars", "max_body_bytes", "default_top_k", "max_top_k",
-                     "breaker_failures", "pool_size", "coalesce_in_flight"):
+        for name in (
+            "max_texts",
+            "max_text_chars",
+            "max_body_bytes",
+            "default_top_k",
+            "max_top_k",
+            "breaker_failures",
+            "pool_size",
+            "coalesce_in_flight",
+        ):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.coalesce_max_texts < 0:
@@ -66,7 +76,7 @@ class GatewayConfig:
                 raise UserError(f"{name} file {getattr(self, name)} does not exist")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "GatewayConfig":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewayConfig:
         """TEXTCLF_* variables, then `overrides` (CLI flags; None means "not given") on top."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}

@@ -1,5 +1,6 @@
 """The gateway's error vocabulary: every failure a client sees is `{"error": {"code", "message"}}` with
 one of these stable codes, and the upstream clients' failures are normalised to `UpstreamError`."""
+
 from __future__ import annotations
 
 # code -> HTTP status. Clients branch on the code; the status follows HTTP semantics.

@@ -1,9 +1,11 @@
 """TF Serving over gRPC (Contract 3): one channel, the official `tensorflow_serving.apis` stubs, tensors
 built and read by hand so no TensorFlow is needed (see tfs_protos)."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -41,19 +43,23 @@ class GrpcUpstream:
     def __init__(self, target: str, *, timeout_s: float = 5.0) -> None:
         self.target = target
         self.timeout_s = timeout_s
-        self.channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", _MAX_MESSAGE),
-            ("grpc.max_send_message_length", _MAX_MESSAGE),
-            # after TF Serving restarts, reconnect within seconds (gRPC's default backoff grows to 120 s)
-            ("grpc.initial_reconnect_backoff_ms", 500),
-            ("grpc.max_reconnect_backoff_ms", 3000),
-        ])
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", _MAX_MESSAGE),
+                ("grpc.max_send_message_length", _MAX_MESSAGE),
+                # after TF Serving restarts, reconnect within seconds (gRPC's default backoff grows to 120 s)
+                ("grpc.initial_reconnect_backoff_ms", 500),
+                ("grpc.max_reconnect_backoff_ms", 3000),
+            ],
+        )
         self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
     def metadata(self, model: str, version: int | None = None, label: str | None = None) -> Signature:
         request = get_model_metadata_pb2.GetModelMetadataRequest(
-            model_spec=_spec(model, version, label), metadata_field=["signature_def"])
+            model_spec=_spec(model, version, label), metadata_field=["signature_def"]
+        )
         response = self._call(self.prediction.GetModelMetadata, request)
         signatures = get_model_metadata_pb2.SignatureDefMap()
         if "signature_def" not in response.metadata or not response.metadata["signature_def"].Unpack(signatures):
@@ -68,13 +74,18 @@ class GrpcUpstream:
         response = self._call(self.models.GetModelStatus, request)
         state_name = get_model_status_pb2.ModelVersionStatus.State.Name
         return [
-            VersionStatus(item.version, state_name(item.state), _error_code_name(item.status.error_code),
-                          item.status.error_message)
+            VersionStatus(
+                item.version,
+                state_name(item.state),
+                _error_code_name(item.status.error_code),
+                item.status.error_message,
+            )
             for item in response.model_version_status
         ]
 
-    def predict(self, model: str, version: int, input_name: str, values: Sequence[str],
-                outputs: Sequence[str]) -> dict[str, list[Any]]:
+    def predict(
+        self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]
+    ) -> dict[str, list[Any]]:
         request = predict_pb2.PredictRequest(model_spec=_spec(model, version, None), output_filter=list(outputs))
         tensor = request.inputs[input_name]
         tensor.dtype = types_pb2.DT_STRING
@@ -111,7 +122,7 @@ def _error_code_name(code: int) -> str:
     return value.name if value is not None else str(code)
 
 
-def tensor_to_list(tensor: "tensor_pb2.TensorProto") -> list[Any]:
+def tensor_to_list(tensor: tensor_pb2.TensorProto) -> list[Any]:
     """A TensorProto (string or numeric) as nested Python lists of its shape.
 
     Numbers arrive either packed in `tensor_content` or in the typed `*_val` field, where TF may send a

@@ -6,6 +6,7 @@ be coalesced into one TF Serving call, so give it about a thread per concurrent 
 2x32 serves 32 clients at ~1.5-2x the rate of 2x8 on 2 cores; idle threads cost only memory). The app
 is created per worker (no preload), so gRPC channels are never shared across fork. With several workers set PROMETHEUS_MULTIPROC_DIR.
 """
+
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")

@@ -3,13 +3,13 @@
 Under gunicorn with several workers set PROMETHEUS_MULTIPROC_DIR: every worker then writes its values
 there and /metrics aggregates them (gunicorn.conf.py cleans up after dead workers).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from serving.gateway.resilience import CLOSED, HALF_OPEN, OPEN
 
@@ -22,23 +22,50 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("textclf_gateway_requests_total", "HTTP requests by route and status",
-                                ["route", "method", "status"], registry=r)
+        self.requests = Counter(
+            "textclf_gateway_requests_total",
+            "HTTP requests by route and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
         self.latency = Histogram("textclf_gateway_request_seconds", "HTTP request latency", ["route"], registry=r)
-        self.errors = Counter("textclf_gateway_errors_total", "Error answers by stable error code", ["code"], registry=r)
-        self.upstream_latency = Histogram("textclf_gateway_upstream_seconds", "TF Serving call latency per attempt",
-                                          ["operation"], registry=r)
-        self.coalesced_requests = Histogram("textclf_gateway_coalesced_requests",
-                                            "Client requests merged into one TF Serving predict call",
-                                            buckets=_BATCH_BUCKETS, registry=r)
-        self.upstream_batch_texts = Histogram("textclf_gateway_upstream_batch_texts",
-                                              "Texts per TF Serving predict call", buckets=_BATCH_BUCKETS, registry=r)
-        self.breaker = Gauge("textclf_gateway_circuit_breaker_state", "0 closed, 1 half-open, 2 open",
-                             registry=r, multiprocess_mode="max")
-        self.predictions = Counter("textclf_gateway_predictions_total", "Predicted labels per model and version",
-                                   ["model", "version", "label"], registry=r)
-        self.top_score = Histogram("textclf_gateway_top_score", "Score of the predicted label per model and version",
-                                   ["model", "version"], buckets=_SCORE_BUCKETS, registry=r)
+        self.errors = Counter(
+            "textclf_gateway_errors_total", "Error answers by stable error code", ["code"], registry=r
+        )
+        self.upstream_latency = Histogram(
+            "textclf_gateway_upstream_seconds", "TF Serving call latency per attempt", ["operation"], registry=r
+        )
+        self.coalesced_requests = Histogram(
+            "textclf_gateway_coalesced_requests",
+            "Client requests merged into one TF Serving predict call",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.upstream_batch_texts = Histogram(
+            "textclf_gateway_upstream_batch_texts",
+            "Texts per TF Serving predict call",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.breaker = Gauge(
+            "textclf_gateway_circuit_breaker_state",
+            "0 closed, 1 half-open, 2 open",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.predictions = Counter(
+            "textclf_gateway_predictions_total",
+            "Predicted labels per model and version",
+            ["model", "version", "label"],
+            registry=r,
+        )
+        self.top_score = Histogram(
+            "textclf_gateway_top_score",
+            "Score of the predicted label per model and version",
+            ["model", "version"],
+            buckets=_SCORE_BUCKETS,
+            registry=r,
+        )
 
     def breaker_changed(self, state: str) -> None:
         self.breaker.set(BREAKER_VALUES[state])

@@ -4,11 +4,13 @@ Why both: a retry rides out a blip (TF Serving restarting a connection); the bre
 Serving from tying up every gateway thread in timeouts, answers 503 at once, and lets one trial request
 through after a pause so the gateway recovers by itself when TF Serving is back.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from serving.gateway.errors import ApiError, UpstreamError
 from serving.gateway.upstream import Signature, Upstream, VersionStatus
@@ -22,9 +24,14 @@ class CircuitBreaker:
     """closed --(N consecutive outages)--> open --(reset_after_s)--> half_open --(trial ok)--> closed;
     a failed trial opens it again. While half-open only one trial call is let through."""
 
-    def __init__(self, failure_threshold: int, reset_after_s: float, *,
-                 on_change: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        failure_threshold: int,
+        reset_after_s: float,
+        *,
+        on_change: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.failure_threshold = failure_threshold
         self.reset_after_s = reset_after_s
         self._on_change = on_change or (lambda state: None)
@@ -87,9 +94,16 @@ class GuardedUpstream:
     TF Serving is up. Timeouts are not retried (the request may still be running there).
     """
 
-    def __init__(self, inner: Upstream, breaker: CircuitBreaker, *, retries: int, backoff_s: float,
-                 observe: Callable[[str, float], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        inner: Upstream,
+        breaker: CircuitBreaker,
+        *,
+        retries: int,
+        backoff_s: float,
+        observe: Callable[[str, float], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.inner = inner
         self.target = inner.target
         self.breaker = breaker
@@ -104,8 +118,9 @@ class GuardedUpstream:
     def status(self, model: str) -> list[VersionStatus]:
         return self._guarded("status", lambda: self.inner.status(model))
 
-    def predict(self, model: str, version: int, input_name: str, values: Sequence[str],
-                outputs: Sequence[str]) -> dict[str, list[Any]]:
+    def predict(
+        self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]
+    ) -> dict[str, list[Any]]:
         return self._guarded("predict", lambda: self.inner.predict(model, version, input_name, values, outputs))
 
     def close(self) -> None:
@@ -121,7 +136,7 @@ class GuardedUpstream:
             except UpstreamError as exc:
                 self._observe(operation, time.perf_counter() - started)
                 if exc.kind == "unavailable" and attempt < self.retries:
-                    self._sleep(self.backoff_s * 2 ** attempt)
+                    self._sleep(self.backoff_s * 2**attempt)
                     attempt += 1
                     continue
                 if exc.is_outage:

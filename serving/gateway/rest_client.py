@@ -1,7 +1,9 @@
 """TF Serving over its REST API (Contract 3): one pooled keep-alive `requests.Session` per client."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -38,15 +40,20 @@ class RestUpstream:
         body = self._call("GET", _model_path(model, None, None))
         try:
             return [
-                VersionStatus(int(item["version"]), item["state"], item.get("status", {}).get("error_code", "OK"),
-                              item.get("status", {}).get("error_message", ""))
+                VersionStatus(
+                    int(item["version"]),
+                    item["state"],
+                    item.get("status", {}).get("error_code", "OK"),
+                    item.get("status", {}).get("error_message", ""),
+                )
                 for item in body["model_version_status"]
             ]
         except (KeyError, TypeError, ValueError):
             raise UpstreamError("failed", f"unexpected status answer for model {model!r}") from None
 
-    def predict(self, model: str, version: int, input_name: str, values: Sequence[str],
-                outputs: Sequence[str]) -> dict[str, list[Any]]:
+    def predict(
+        self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]
+    ) -> dict[str, list[Any]]:
         payload = {"signature_name": SIGNATURE, "inputs": {input_name: list(values)}}
         body = self._call("POST", _model_path(model, version, None) + ":predict", payload)
         result = body.get("outputs") if isinstance(body, dict) else None

@@ -1,4 +1,5 @@
 """The gateway's endpoints (see openapi.py for the document that describes them)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,10 +22,10 @@ def classify() -> dict[str, Any]:
     req = parse_classify(request.get_data(cache=False), gw.config)
     if gw.config.models and req.model not in gw.config.models:
         raise ApiError("model_not_found", f"model {req.model!r} is not served here; models: {list(gw.config.models)}")
-    result = gw.classifier.classify(req.model, req.texts, version=req.version, label=req.version_label,
-                                    top_k=req.top_k)
-    gw.metrics.predicted(result.model, result.version, [r["label"] for r in result.results],
-                         [r["score"] for r in result.results])
+    result = gw.classifier.classify(req.model, req.texts, version=req.version, label=req.version_label, top_k=req.top_k)
+    gw.metrics.predicted(
+        result.model, result.version, [r["label"] for r in result.results], [r["score"] for r in result.results]
+    )
     return {"model": result.model, "version": result.version, "request_id": g.request_id, "results": result.results}
 
 

@@ -5,11 +5,12 @@ API, and pins every predict to the version the metadata resolved, so the answer 
 name the version even over REST, whose predict response does not say which version ran. A TTL lets a
 new version or a moved label (`stable`/`canary`) take over without a restart.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from serving.gateway.upstream import Signature
 
@@ -17,8 +18,13 @@ Key = tuple[str, "int | None", "str | None"]
 
 
 class SignatureCache:
-    def __init__(self, fetch: Callable[[str, int | None, str | None], Signature], ttl_s: float, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[str, int | None, str | None], Signature],
+        ttl_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._fetch = fetch
         self._ttl_s = ttl_s
         self._clock = clock

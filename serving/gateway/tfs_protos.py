@@ -11,13 +11,14 @@ image `tensorflow` holds only those `*_pb2.py` files (see serving/Dockerfile) an
 
 Everything the gateway needs from TF Serving's protos is imported here and nowhere else.
 """
+
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import sys
 import types
-from typing import Iterator
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager

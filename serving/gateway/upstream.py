@@ -3,10 +3,12 @@
 `rest_client.RestUpstream` and `grpc_client.GrpcUpstream` implement it; `resilience.GuardedUpstream`
 wraps either with retries and a circuit breaker. All raise `errors.UpstreamError` on failure.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 SIGNATURE = "serving_default"
 
@@ -37,8 +39,9 @@ class Upstream(Protocol):
 
     def status(self, model: str) -> list[VersionStatus]: ...
 
-    def predict(self, model: str, version: int, input_name: str, values: Sequence[str],
-                outputs: Sequence[str]) -> dict[str, list[Any]]:
+    def predict(
+        self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]
+    ) -> dict[str, list[Any]]:
         """Run serving_default on a batch of strings; output name -> nested Python lists."""
 
     def close(self) -> None: ...

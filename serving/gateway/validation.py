@@ -1,4 +1,5 @@
 """Turn a request body into a checked ClassifyRequest, or an ApiError with a stable code (never a 500)."""
+
 from __future__ import annotations
 
 import json
@@ -55,11 +56,13 @@ def parse_classify(body: bytes, config: GatewayConfig) -> ClassifyRequest:
         except UnicodeEncodeError:  # JSON may carry a lone surrogate (\ud800) that no UTF-8 text holds
             raise ApiError("invalid_request", f"texts[{index}] is not valid Unicode (lone surrogate)") from None
         if len(text) > config.max_text_chars:
-            raise ApiError("text_too_long", f"texts[{index}] has {len(text)} characters; at most {config.max_text_chars}")
+            raise ApiError(
+                "text_too_long", f"texts[{index}] has {len(text)} characters; at most {config.max_text_chars}"
+            )
     version = _optional_int(data, "version", minimum=0, maximum=2**63 - 1)
     label = data.get("version_label")
     if label is not None and (not isinstance(label, str) or not _NAME.match(label)):
-        raise ApiError("invalid_request", "`version_label` must be a label name such as \"stable\" or \"canary\"")
+        raise ApiError("invalid_request", '`version_label` must be a label name such as "stable" or "canary"')
     if version is not None and label is not None:
         raise ApiError("invalid_request", "give `version` or `version_label`, not both")
     top_k = _optional_int(data, "top_k", minimum=1, maximum=config.max_top_k)

@@ -3,6 +3,7 @@
 Configured only through TEXTCLF_* environment variables (see config.py), e.g.
 TEXTCLF_TFSERVING_GRPC=tfserving:8500 TEXTCLF_MODELS=news,sentiment TEXTCLF_API_KEYS=k1,k2.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,5 +13,8 @@ from serving.gateway.app import create_app
 from serving.gateway.config import GatewayConfig
 
 # TEXTCLF_LOG_LEVEL=WARNING drops the per-request line (a few % of CPU under load); errors still log
-logging.basicConfig(level=os.environ.get("TEXTCLF_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(process)d %(name)s %(message)s")
+logging.basicConfig(
+    level=os.environ.get("TEXTCLF_LOG_LEVEL", "INFO").upper(),
+    format="%(asctime)s %(levelname)s %(process)d %(name)s %(message)s",
+)
 app = create_app(GatewayConfig.from_env())

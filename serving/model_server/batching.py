@@ -6,13 +6,14 @@ opened; num_batch_threads workers run closed batches; more than max_enqueued_bat
 queue makes new tasks fail UNAVAILABLE. With allowed_batch_sizes a batch is padded up to the next allowed
 size with copies of its first row, and the padding is dropped from the outputs.
 """
+
 from __future__ import annotations
 
 import collections
 import os
 import threading
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -48,16 +49,19 @@ class BatchScheduler:
         threads = params.num_batch_threads.value if params.HasField("num_batch_threads") else (os.cpu_count() or 1)
         self.allowed_sizes = sorted(params.allowed_batch_sizes)
         if self.allowed_sizes and self.allowed_sizes[-1] != self.max_batch_size:
-            raise UserError("Failed to start server. Error: INVALID_ARGUMENT: Last entry in allowed_batch_sizes "
-                            "must match max_batch_size; last entry was "
-                            f"{self.allowed_sizes[-1]}; expected {self.max_batch_size}")
+            raise UserError(
+                "Failed to start server. Error: INVALID_ARGUMENT: Last entry in allowed_batch_sizes "
+                "must match max_batch_size; last entry was "
+                f"{self.allowed_sizes[-1]}; expected {self.max_batch_size}"
+            )
         self._queues: dict[tuple, collections.deque[_Batch]] = {}
         self._cond = threading.Condition()
         for index in range(max(threads, 1)):
             threading.Thread(target=self._work, name=f"batch-{index}", daemon=True).start()
 
-    def run(self, servable_id: int, signature: Signature, inputs: Mapping[str, np.ndarray],
-            deadline: float | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self, servable_id: int, signature: Signature, inputs: Mapping[str, np.ndarray], deadline: float | None = None
+    ) -> dict[str, np.ndarray]:
         """Run `signature` on `inputs` as part of a batch; blocks until this task's rows come back."""
         sizes = {value.shape[0] if value.ndim else None for value in inputs.values()}
         if None in sizes:
@@ -67,8 +71,11 @@ class BatchScheduler:
         size = sizes.pop()
         if size > self.max_batch_size:
             raise invalid_argument(f"Task size {size} is larger than maximum input batch size {self.max_batch_size}")
-        key = (servable_id, signature.name,
-               tuple((name, value.dtype.str, value.shape[1:]) for name, value in sorted(inputs.items())))
+        key = (
+            servable_id,
+            signature.name,
+            tuple((name, value.dtype.str, value.shape[1:]) for name, value in sorted(inputs.items())),
+        )
         task = _Task(inputs, size)
         with self._cond:
             queue = self._queues.setdefault(key, collections.deque())
@@ -131,11 +138,13 @@ class BatchScheduler:
             outputs = batch.signature.run(merged)
             for name, value in outputs.items():
                 if value.ndim == 0 or value.shape[0] != target:
-                    raise invalid_argument(f"Batched output tensor '{name}' has 0th dimension "
-                                           f"{value.shape[0] if value.ndim else 'none'}, expected {target}")
+                    raise invalid_argument(
+                        f"Batched output tensor '{name}' has 0th dimension "
+                        f"{value.shape[0] if value.ndim else 'none'}, expected {target}"
+                    )
             offset = 0
             for task in batch.tasks:
-                task.outputs = {name: value[offset:offset + task.size] for name, value in outputs.items()}
+                task.outputs = {name: value[offset : offset + task.size] for name, value in outputs.items()}
                 offset += task.size
         except Exception as exc:  # every task of a failed batch gets the error
             for task in batch.tasks:

@@ -1,12 +1,20 @@
 """Predict, classify, regress, metadata and status on numpy tensors, shared by the REST and gRPC front ends."""
+
 from __future__ import annotations
 
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     input_pb2, model_pb2, prediction_log_pb2, regression_pb2)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    input_pb2,
+    model_pb2,
+    prediction_log_pb2,
+    regression_pb2,
+)
 
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.errors import ServingError, deadline_exceeded, invalid_argument, not_found
@@ -25,8 +33,14 @@ class DataPlane:
         self.metrics = metrics
         self.batcher = batcher
 
-    def _run(self, servable: Servable, signature: Signature, inputs: Mapping[str, np.ndarray],
-             api: str, deadline: float | None) -> dict[str, np.ndarray]:
+    def _run(
+        self,
+        servable: Servable,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        api: str,
+        deadline: float | None,
+    ) -> dict[str, np.ndarray]:
         start = time.monotonic()
         if self.batcher is not None:
             outputs = self.batcher.run(id(servable), signature, inputs, deadline)
@@ -38,9 +52,15 @@ class DataPlane:
         return outputs
 
     # ---- predict ------------------------------------------------------------------------------------------
-    def predict(self, servable: Servable, signature_name: str, inputs: Mapping[str, np.ndarray],
-                output_filter: Sequence[str] = (), dtypes: Mapping[str, int] | None = None,
-                deadline: float | None = None) -> tuple[model_pb2.ModelSpec, dict[str, np.ndarray]]:
+    def predict(
+        self,
+        servable: Servable,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: Sequence[str] = (),
+        dtypes: Mapping[str, int] | None = None,
+        deadline: float | None = None,
+    ) -> tuple[model_pb2.ModelSpec, dict[str, np.ndarray]]:
         """Run a predict on a held servable; returns the response's model_spec and the selected outputs."""
         signature = servable.signature(signature_name)
         signature.check_inputs(inputs, dtypes)
@@ -51,8 +71,9 @@ class DataPlane:
         return spec, select_outputs(outputs, output_filter)
 
     # ---- classify / regress ---------------------------------------------------------------------------------
-    def _run_examples(self, servable: Servable, signature_name: str, model_input: input_pb2.Input,
-                      api: str, deadline: float | None) -> tuple[Signature, dict[str, np.ndarray]]:
+    def _run_examples(
+        self, servable: Servable, signature_name: str, model_input: input_pb2.Input, api: str, deadline: float | None
+    ) -> tuple[Signature, dict[str, np.ndarray]]:
         signature = servable.signature(signature_name)
         if len(signature.inputs) != 1:
             raise invalid_argument("Expected one input Tensor.")
@@ -70,13 +91,15 @@ class DataPlane:
         signature.check_inputs(inputs)
         return signature, self._run(servable, signature, inputs, api, deadline)
 
-    def classify(self, servable: Servable, spec: model_pb2.ModelSpec, model_input: input_pb2.Input,
-                 deadline: float | None = None) -> classification_pb2.ClassificationResponse:
+    def classify(
+        self, servable: Servable, spec: model_pb2.ModelSpec, model_input: input_pb2.Input, deadline: float | None = None
+    ) -> classification_pb2.ClassificationResponse:
         signature, outputs = self._run_examples(servable, spec.signature_name, model_input, "Classify", deadline)
         classes, scores = outputs.get("classes"), outputs.get("scores")
         if classes is None and scores is None:
-            raise invalid_argument("Expected classification signature outputs to contain at least one of "
-                                   "{classes, scores}.")
+            raise invalid_argument(
+                "Expected classification signature outputs to contain at least one of {classes, scores}."
+            )
         response = classification_pb2.ClassificationResponse()
         self._fill_spec(response.model_spec, servable, signature)
         rows = len(classes if classes is not None else scores)
@@ -85,12 +108,15 @@ class DataPlane:
             width = (classes if classes is not None else scores)[i].size
             for j in range(width):
                 label = classes[i].ravel()[j] if classes is not None else b""
-                row.classes.add(label=label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label),
-                                score=float(scores[i].ravel()[j]) if scores is not None else 0.0)
+                row.classes.add(
+                    label=label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label),
+                    score=float(scores[i].ravel()[j]) if scores is not None else 0.0,
+                )
         return response
 
-    def regress(self, servable: Servable, spec: model_pb2.ModelSpec, model_input: input_pb2.Input,
-                deadline: float | None = None) -> regression_pb2.RegressionResponse:
+    def regress(
+        self, servable: Servable, spec: model_pb2.ModelSpec, model_input: input_pb2.Input, deadline: float | None = None
+    ) -> regression_pb2.RegressionResponse:
         signature, outputs = self._run_examples(servable, spec.signature_name, model_input, "Regress", deadline)
         values = outputs.get("outputs")
         if values is None:
@@ -108,8 +134,9 @@ class DataPlane:
         spec.version.value = servable.version
 
     # ---- metadata / status ---------------------------------------------------------------------------------
-    def metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
-                 ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    def metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         if not request.metadata_field:
@@ -127,8 +154,9 @@ class DataPlane:
         response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
         return response
 
-    def status(self, request: get_model_status_pb2.GetModelStatusRequest
-               ) -> get_model_status_pb2.GetModelStatusResponse:
+    def status(
+        self, request: get_model_status_pb2.GetModelStatusRequest
+    ) -> get_model_status_pb2.GetModelStatusResponse:
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         spec = request.model_spec
@@ -153,8 +181,13 @@ class DataPlane:
         if kind == "predict_log":
             request = entry.predict_log.request
             inputs = {k: to_ndarray(v) for k, v in request.inputs.items()}
-            self.predict(servable, request.model_spec.signature_name or DEFAULT_SIGNATURE, inputs,
-                         request.output_filter, {k: v.dtype for k, v in request.inputs.items()})
+            self.predict(
+                servable,
+                request.model_spec.signature_name or DEFAULT_SIGNATURE,
+                inputs,
+                request.output_filter,
+                {k: v.dtype for k, v in request.inputs.items()},
+            )
         elif kind == "classify_log":
             self.classify(servable, entry.classify_log.request.model_spec, entry.classify_log.request.input)
         elif kind == "regress_log":

@@ -1,4 +1,5 @@
 """TF Serving's error model: a canonical status code plus a message, mapped to gRPC and HTTP the way it does."""
+
 from __future__ import annotations
 
 import grpc

@@ -4,11 +4,12 @@ TF's flag parser takes `--name=value`, `--name value` and, for booleans, a bare 
 Flags the local server does not implement are read and reported in ONE warning line, so a command line
 written for the real binary starts this server unchanged.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from data_prep.errors import UserError
 

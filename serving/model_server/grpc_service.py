@@ -1,14 +1,21 @@
 """TF Serving's gRPC API: PredictionService and ModelService, on the official tensorflow-serving-api stubs."""
+
 from __future__ import annotations
 
 import concurrent.futures
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, inference_pb2,
-                                     model_management_pb2, model_service_pb2_grpc, predict_pb2,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from serving.model_server.dataplane import DataPlane
 from serving.model_server.errors import ServingError, invalid_argument
@@ -44,8 +51,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             with self.plane.repository.handle(request.model_spec) as servable:
                 inputs = {key: to_ndarray(proto) for key, proto in request.inputs.items()}
                 spec, outputs = self.plane.predict(
-                    servable, request.model_spec.signature_name, inputs, list(request.output_filter),
-                    {key: proto.dtype for key, proto in request.inputs.items()}, _deadline(context))
+                    servable,
+                    request.model_spec.signature_name,
+                    inputs,
+                    list(request.output_filter),
+                    {key: proto.dtype for key, proto in request.inputs.items()},
+                    _deadline(context),
+                )
             response = predict_pb2.PredictResponse(model_spec=spec)
             for alias, value in outputs.items():
                 response.outputs[alias].CopyFrom(from_ndarray(value))
@@ -123,11 +135,14 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def make_grpc_server(plane: DataPlane, reload_config: Callable, *, port: int, socket_path: str,
-                     channel_arguments: str, max_threads: int) -> grpc.Server:
+def make_grpc_server(
+    plane: DataPlane, reload_config: Callable, *, port: int, socket_path: str, channel_arguments: str, max_threads: int
+) -> grpc.Server:
     """Listen on 0.0.0.0:port and/or unix:socket_path; channel arguments 'k=v,k=v' (ints passed as ints)."""
-    options: list[tuple[str, object]] = [("grpc.max_receive_message_length", 2**31 - 1),
-                                         ("grpc.max_send_message_length", 2**31 - 1)]
+    options: list[tuple[str, object]] = [
+        ("grpc.max_receive_message_length", 2**31 - 1),
+        ("grpc.max_send_message_length", 2**31 - 1),
+    ]
     for item in filter(None, channel_arguments.split(",")):
         key, _, value = item.partition("=")
         options.append((key, int(value) if value.lstrip("-").isdigit() else value))

@@ -5,13 +5,15 @@ Rows (`instances`) and columns (`inputs`) in; `predictions` / `outputs` out. Bin
 the shortest of 6 significant digits or full precision that reads back exactly, with a trailing ".0" on
 whole numbers, as TF Serving does. Error messages are TF Serving's.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import json
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import grpc
 import numpy as np
@@ -25,16 +27,26 @@ from serving.model_server.signature import dtype_name
 ROW, COLUMNAR = "row", "columnar"
 
 _INT_RANGES = {
-    types_pb2.DT_INT32: (-2**31, 2**31 - 1), types_pb2.DT_INT16: (-2**31, 2**31 - 1),
-    types_pb2.DT_INT8: (-2**31, 2**31 - 1), types_pb2.DT_UINT8: (-2**31, 2**31 - 1),
-    types_pb2.DT_INT64: (-2**63, 2**63 - 1), types_pb2.DT_UINT32: (0, 2**32 - 1),
+    types_pb2.DT_INT32: (-(2**31), 2**31 - 1),
+    types_pb2.DT_INT16: (-(2**31), 2**31 - 1),
+    types_pb2.DT_INT8: (-(2**31), 2**31 - 1),
+    types_pb2.DT_UINT8: (-(2**31), 2**31 - 1),
+    types_pb2.DT_INT64: (-(2**63), 2**63 - 1),
+    types_pb2.DT_UINT32: (0, 2**32 - 1),
     types_pb2.DT_UINT64: (0, 2**64 - 1),
 }
 _NUMPY = {
-    types_pb2.DT_FLOAT: np.float32, types_pb2.DT_DOUBLE: np.float64, types_pb2.DT_INT32: np.int32,
-    types_pb2.DT_INT16: np.int16, types_pb2.DT_INT8: np.int8, types_pb2.DT_UINT8: np.uint8,
-    types_pb2.DT_INT64: np.int64, types_pb2.DT_UINT32: np.uint32, types_pb2.DT_UINT64: np.uint64,
-    types_pb2.DT_BOOL: np.bool_, types_pb2.DT_STRING: object,
+    types_pb2.DT_FLOAT: np.float32,
+    types_pb2.DT_DOUBLE: np.float64,
+    types_pb2.DT_INT32: np.int32,
+    types_pb2.DT_INT16: np.int16,
+    types_pb2.DT_INT8: np.int8,
+    types_pb2.DT_UINT8: np.uint8,
+    types_pb2.DT_INT64: np.int64,
+    types_pb2.DT_UINT32: np.uint32,
+    types_pb2.DT_UINT64: np.uint64,
+    types_pb2.DT_BOOL: np.bool_,
+    types_pb2.DT_STRING: object,
 }
 
 
@@ -58,8 +70,9 @@ def _is_b64(value: Any) -> bool:
 
 
 def _type_error(value: Any, dtype: int) -> ServingError:
-    return invalid_argument(f"JSON Value: {_debug(value)} Type: {_type_name(value)} "
-                            f"is not of expected type: {dtype_name(dtype)}")
+    return invalid_argument(
+        f"JSON Value: {_debug(value)} Type: {_type_name(value)} is not of expected type: {dtype_name(dtype)}"
+    )
 
 
 def _scalar(value: Any, dtype: int) -> Any:
@@ -86,8 +99,9 @@ def _scalar(value: Any, dtype: int) -> Any:
         raise _type_error(value, dtype)
     bounds = _INT_RANGES.get(dtype)
     if bounds is None:
-        raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                           f"Conversion of JSON Value: {_debug(value)} to type: {dtype_name(dtype)}")
+        raise ServingError(
+            grpc.StatusCode.UNIMPLEMENTED, f"Conversion of JSON Value: {_debug(value)} to type: {dtype_name(dtype)}"
+        )
     if isinstance(value, int) and not isinstance(value, bool) and bounds[0] <= value <= bounds[1]:
         return value
     raise _type_error(value, dtype)
@@ -106,15 +120,18 @@ def _dense_shape(value: Any) -> list[int]:
 def _fill(value: Any, level: int, shape: list[int], dtype: int, flat: list) -> None:
     if not isinstance(value, list):
         if level != len(shape):
-            raise invalid_argument(f"JSON Value: {_debug(value)} found at incorrect level: {level + 1} "
-                                   f"in the JSON DOM. Expected at level: {len(shape)}")
+            raise invalid_argument(
+                f"JSON Value: {_debug(value)} found at incorrect level: {level + 1} "
+                f"in the JSON DOM. Expected at level: {len(shape)}"
+            )
         flat.append(_scalar(value, dtype))
         return
     if level >= len(shape):
         raise invalid_argument(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
     if len(value) != shape[level]:
-        raise invalid_argument(f"Encountered list at unexpected size: {len(value)} at level: {level} "
-                               f"expected size: {shape[level]}")
+        raise invalid_argument(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} expected size: {shape[level]}"
+        )
     for item in value:
         _fill(item, level + 1, shape, dtype, flat)
 
@@ -149,8 +166,9 @@ def parse_body(body: bytes) -> dict:
 def signature_name(doc: dict) -> str:
     name = doc.get("signature_name", "")
     if not isinstance(name, str):
-        raise invalid_argument(f"JSON Value: {_debug(doc)} not formatted correctly. "
-                               "'signature_name' key must be a string value.")
+        raise invalid_argument(
+            f"JSON Value: {_debug(doc)} not formatted correctly. 'signature_name' key must be a string value."
+        )
     return name
 
 
@@ -160,8 +178,10 @@ def predict_inputs(doc: dict, infos: Mapping[str, Any], signame: str) -> tuple[d
         raise invalid_argument(f"Failed to get input map for signature: {signame or 'DEFAULT'}")
     has_instances, has_inputs = "instances" in doc, "inputs" in doc
     if has_instances and has_inputs:
-        raise invalid_argument(f"JSON Value: {_debug(doc)} Not formatted correctly expecting only one of "
-                               "'inputs' or 'instances' keys to exist ")
+        raise invalid_argument(
+            f"JSON Value: {_debug(doc)} Not formatted correctly expecting only one of "
+            "'inputs' or 'instances' keys to exist "
+        )
     if has_instances:
         instances = doc["instances"]
         if not isinstance(instances, list):
@@ -179,8 +199,10 @@ def _from_instances(instances: list, infos: Mapping[str, Any]) -> dict[str, np.n
         return isinstance(value, dict) and not _is_b64(value)
 
     if not isinstance(instances[0], dict) and len(infos) > 1:
-        raise invalid_argument("instances is a plain list, but expecting list of objects as multiple input "
-                               "tensors required as per tensorinfo_map")
+        raise invalid_argument(
+            "instances is a plain list, but expecting list of objects as multiple input "
+            "tensors required as per tensorinfo_map"
+        )
     objects = is_object(instances[0])
     columns: dict[str, list[np.ndarray]] = {name: [] for name in infos}
     for index, element in enumerate(instances):
@@ -189,12 +211,16 @@ def _from_instances(instances: list, infos: Mapping[str, Any]) -> dict[str, np.n
                 raise invalid_argument(f"Expecting object but got list at item {index} of input list")
             for name, value in element.items():
                 if name not in infos:
-                    raise invalid_argument(f"Failed to process element: {index} key: {name} of 'instances' list. "
-                                           f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {name}")
+                    raise invalid_argument(
+                        f"Failed to process element: {index} key: {name} of 'instances' list. "
+                        f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {name}"
+                    )
                 _add_item(columns[name], value, infos[name].dtype, f"{index} key: {name}")
             if set(element) != set(infos):
-                raise invalid_argument(f"Failed to process element: {index} of 'instances' list. JSON object: "
-                                       f"{_debug(element)} keys must be equal to: {','.join(sorted(infos))}")
+                raise invalid_argument(
+                    f"Failed to process element: {index} of 'instances' list. JSON object: "
+                    f"{_debug(element)} keys must be equal to: {','.join(sorted(infos))}"
+                )
         else:
             if is_object(element):
                 raise invalid_argument(f"Expecting value/list but got object at item {index} of input list")
@@ -209,19 +235,23 @@ def _add_item(items: list[np.ndarray], value: Any, dtype: int, where: str) -> No
         if items and array.shape != items[0].shape:
             if array.size != items[0].size:
                 raise invalid_argument(f"Expecting tensor size: {items[0].size} but got: {array.size}")
-            raise invalid_argument(f"Expecting shape [{','.join(map(str, items[0].shape))}] "
-                                   f"but got: [{','.join(map(str, array.shape))}]")
+            raise invalid_argument(
+                f"Expecting shape [{','.join(map(str, items[0].shape))}] but got: [{','.join(map(str, array.shape))}]"
+            )
     except ServingError as exc:
-        raise invalid_argument(f"Failed to process element: {where} of 'instances' list. "
-                               f"Error: {exc.code_name}: {exc.message}") from None
+        raise invalid_argument(
+            f"Failed to process element: {where} of 'instances' list. Error: {exc.code_name}: {exc.message}"
+        ) from None
     items.append(array)
 
 
 def _from_inputs(value: Any, infos: Mapping[str, Any]) -> dict[str, np.ndarray]:
     if not isinstance(value, dict) or _is_b64(value):
         if len(infos) > 1:
-            raise invalid_argument("inputs is a plain value/list, but expecting an object as multiple input "
-                                   "tensors required as per tensorinfo_map")
+            raise invalid_argument(
+                "inputs is a plain value/list, but expecting an object as multiple input "
+                "tensors required as per tensorinfo_map"
+            )
         name = next(iter(infos))
         return {name: value_to_array(value, infos[name].dtype)}
     tensors = {}
@@ -240,8 +270,9 @@ def examples_input(doc: dict) -> input_pb2.Input:
         _example(doc["context"], model_input.example_list_with_context.context)
     examples = doc.get("examples")
     if examples is None:
-        raise invalid_argument(f"JSON Value: {_debug(doc)} When method is classify, key 'examples' is expected "
-                               "and was not found")
+        raise invalid_argument(
+            f"JSON Value: {_debug(doc)} When method is classify, key 'examples' is expected and was not found"
+        )
     if not isinstance(examples, list):
         raise invalid_argument(f"JSON Value: {_debug(doc)} Expecting 'examples' value to be an list/array")
     if not examples:
@@ -276,8 +307,7 @@ def _add_feature_value(value: Any, name: str, feature: feature_pb2.Feature) -> N
         raise invalid_argument(f"Feature: {name} has element with unexpected JSON type: {_type_name(value)}")
     current = feature.WhichOneof("kind")
     if current not in (None, kind):
-        raise invalid_argument(f"Unexpected element type in feature: {name} expecting type: "
-                               f"{current.split('_')[0]}")
+        raise invalid_argument(f"Unexpected element type in feature: {name} expecting type: {current.split('_')[0]}")
     getattr(feature, kind).value.append(item)
 
 
@@ -306,8 +336,9 @@ def _scalar_json(value: Any, kind: str, as_bytes: bool) -> str:
     if kind == "s":
         if as_bytes:
             return '{"b64": "' + base64.b64encode(value).decode("ascii") + '"}'
-        return json.dumps(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value),
-                          ensure_ascii=False)
+        return json.dumps(
+            value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value), ensure_ascii=False
+        )
     return str(int(value))
 
 
@@ -354,8 +385,9 @@ def render_predictions(outputs: Mapping[str, np.ndarray], fmt: str) -> str:
         if outputs[name].ndim == 0:
             raise invalid_argument(f"Tensor name: {name} has no shape information ")
         if batch is not None and outputs[name].shape[0] != batch:
-            raise invalid_argument(f"Tensor name: {name} has inconsistent batch size: "
-                                   f"{outputs[name].shape[0]} expecting: {batch}")
+            raise invalid_argument(
+                f"Tensor name: {name} has inconsistent batch size: {outputs[name].shape[0]} expecting: {batch}"
+            )
         batch = outputs[name].shape[0]
     if len(names) == 1:
         rendered = _tensor_json(outputs[names[0]], names[0])
@@ -373,8 +405,12 @@ def render_error(message: str) -> str:
 
 
 def render_classification(result) -> str:
-    rows = ["[" + ", ".join(f"[{json.dumps(c.label, ensure_ascii=False)}, {format_float(c.score, True)}]"
-                            for c in row.classes) + "]" for row in result.classifications]
+    rows = [
+        "["
+        + ", ".join(f"[{json.dumps(c.label, ensure_ascii=False)}, {format_float(c.score, True)}]" for c in row.classes)
+        + "]"
+        for row in result.classifications
+    ]
     if not rows:
         raise invalid_argument("Cannot convert empty ClassificationResults to JSON")
     return '{\n    "results": [\n        ' + ",\n        ".join(rows) + "\n    ]\n}"

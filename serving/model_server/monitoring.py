@@ -1,5 +1,6 @@
 """TF Serving's Prometheus metrics, named as its exporter names them (`/tensorflow/serving/request_count`
 becomes `:tensorflow:serving:request_count`, counters without a `_total` suffix)."""
+
 from __future__ import annotations
 
 import bisect
@@ -9,20 +10,25 @@ from collections import defaultdict
 from prometheus_client.utils import floatToGoString
 
 # monitoring::Buckets::Exponential(10, 1.8, 33): microsecond latencies up to ~20 minutes
-LATENCY_BUCKETS = [10 * 1.8 ** i for i in range(33)]
+LATENCY_BUCKETS = [10 * 1.8**i for i in range(33)]
 
 _COUNTERS = {
     "request_count": ("The total number of requests.", ("model_name", "status")),
-    "model_warmup_records_read": ("Total number of warmup records read during model warmup.",
-                                  ("model_path", "status")),
+    "model_warmup_records_read": ("Total number of warmup records read during model warmup.", ("model_path", "status")),
 }
 _HISTOGRAMS = {
-    "request_latency": ("Distribution of wall time (in microseconds) for Tensorflow Serving request.",
-                        ("model_name", "API", "entrypoint")),
-    "runtime_latency": ("Distribution of wall time (in microseconds) for Tensorflow runtime.",
-                        ("model_name", "API", "runtime")),
-    "model_warmup_latency": ("Distribution of wall time (in microseconds) for warming up the model.",
-                             ("model_path", "status")),
+    "request_latency": (
+        "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
+        ("model_name", "API", "entrypoint"),
+    ),
+    "runtime_latency": (
+        "Distribution of wall time (in microseconds) for Tensorflow runtime.",
+        ("model_name", "API", "runtime"),
+    ),
+    "model_warmup_latency": (
+        "Distribution of wall time (in microseconds) for warming up the model.",
+        ("model_path", "status"),
+    ),
 }
 
 
@@ -76,6 +82,7 @@ class Metrics:
 
 
 def _labels(labels: dict[str, str]) -> str:
-    escaped = (f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-               for k, v in labels.items())
+    escaped = (
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in labels.items()
+    )
     return "{" + ",".join(escaped) + "}"

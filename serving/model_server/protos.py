@@ -4,6 +4,7 @@
 nor MonitoringConfig, so those two are declared here from their published schemas (same full names, same
 field numbers), which keeps text-format files written for TF Serving valid here.
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,19 +22,34 @@ def _declare() -> descriptor_pool.DescriptorPool:
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
     f = descriptor_pb2.FileDescriptorProto(
-        name="textclf/tf_serving_configs.proto", package="tensorflow.serving", syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"])
+        name="textclf/tf_serving_configs.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
 
-    def add(message: descriptor_pb2.DescriptorProto, name: str, number: int, ftype: int,
-            type_name: str = "", repeated: bool = False) -> None:
-        field = message.field.add(name=name, number=number, type=ftype,
-                                  label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL)
+    def add(
+        message: descriptor_pb2.DescriptorProto,
+        name: str,
+        number: int,
+        ftype: int,
+        type_name: str = "",
+        repeated: bool = False,
+    ) -> None:
+        field = message.field.add(
+            name=name, number=number, type=ftype, label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL
+        )
         if type_name:
             field.type_name = type_name
 
     batching = f.message_type.add(name="BatchingParameters")
-    for name, number in (("max_batch_size", 1), ("batch_timeout_micros", 2), ("max_enqueued_batches", 3),
-                         ("num_batch_threads", 4), ("max_execution_batch_size", 9)):
+    for name, number in (
+        ("max_batch_size", 1),
+        ("batch_timeout_micros", 2),
+        ("max_enqueued_batches", 3),
+        ("num_batch_threads", 4),
+        ("max_execution_batch_size", 9),
+    ):
         add(batching, name, number, _F.TYPE_MESSAGE, ".google.protobuf.Int64Value")
     add(batching, "thread_pool_name", 5, _F.TYPE_MESSAGE, ".google.protobuf.StringValue")
     add(batching, "enable_large_batch_splitting", 8, _F.TYPE_MESSAGE, ".google.protobuf.BoolValue")
@@ -50,7 +66,9 @@ def _declare() -> descriptor_pool.DescriptorPool:
 
 
 _POOL = _declare()
-BatchingParameters = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
+BatchingParameters = message_factory.GetMessageClass(
+    _POOL.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+)
 MonitoringConfig = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
 
 
@@ -69,7 +87,10 @@ def parse_text_file(path: str, message: Message) -> Message:
     except text_format.ParseError as exc:
         where = f"{exc.GetLine()}:{exc.GetColumn()}: " if exc.GetLine() is not None else ""
         detail = str(exc).split(" : ", 1)[-1]
-        print(f"[libprotobuf ERROR] Error parsing text-format {message.DESCRIPTOR.full_name}: {where}{detail}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[libprotobuf ERROR] Error parsing text-format {message.DESCRIPTOR.full_name}: {where}{detail}",
+            file=sys.stderr,
+            flush=True,
+        )
         raise UserError(f"Failed to start server. Error: INVALID_ARGUMENT: Invalid protobuf file: '{path}'") from None
     return message

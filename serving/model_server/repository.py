@@ -6,6 +6,7 @@ model's version policy (latest N, all, specific), loads new ones first (warm-up 
 and only then unloads those no longer aspired (availability-preserving). An unloaded version leaves the
 lookup table at once but is freed only when the last in-flight request using it releases it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,8 +14,8 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
@@ -71,8 +72,9 @@ class _Model:
 class ModelRepository:
     """Thread-safe table of models -> loaded versions; one lifecycle thread polls the file system."""
 
-    def __init__(self, loader: Loader, *, poll_wait_seconds: int = 1,
-                 allow_labels_for_unavailable: bool = False) -> None:
+    def __init__(
+        self, loader: Loader, *, poll_wait_seconds: int = 1, allow_labels_for_unavailable: bool = False
+    ) -> None:
         self._loader = loader
         self._poll_wait = poll_wait_seconds
         self._allow_unavailable_labels = allow_labels_for_unavailable
@@ -107,12 +109,14 @@ class ModelRepository:
             self.poll_once()
             with self._lock:
                 pending = [n for n in names if not self._models[n].loaded]
-                errors = [(n, v, s) for n in pending for v, s in self._models[n].states.items()
-                          if s.error_code != "OK"]
+                errors = [(n, v, s) for n in pending for v, s in self._models[n].states.items() if s.error_code != "OK"]
             if errors:
                 name, version, state = errors[0]
-                raise ServingError(status_code(state.error_code), state.error_message) if not startup else UserError(
-                    f"Failed to start server. Error: {state.error_code}: {state.error_message}")
+                raise (
+                    ServingError(status_code(state.error_code), state.error_message)
+                    if not startup
+                    else UserError(f"Failed to start server. Error: {state.error_code}: {state.error_message}")
+                )
             if not pending:
                 return
             time.sleep(max(self._poll_wait, 1) if self._poll_wait > 0 else 1)
@@ -128,8 +132,9 @@ class ModelRepository:
                     may_dangle = self._allow_unavailable_labels and model.labels.get(label, version) == version
                     if not available and not may_dangle:
                         raise failed_precondition(
-                                           f"Request to assign label to version {version} of model {name}, "
-                                           "which is not currently available for inference")
+                            f"Request to assign label to version {version} of model {name}, "
+                            "which is not currently available for inference"
+                        )
                     labels[label] = version
                 model.labels = labels
 
@@ -155,8 +160,9 @@ class ModelRepository:
             for name, config in models:
                 base = Path(config.base_path)
                 if not base.is_dir():
-                    log.error("File system storage path source: Could not find base path %s for servable %s",
-                              base, name)
+                    log.error(
+                        "File system storage path source: Could not find base path %s for servable %s", base, name
+                    )
                     continue
                 on_disk = versions_on_disk(base)
                 if not on_disk:

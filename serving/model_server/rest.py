@@ -1,4 +1,5 @@
 """TF Serving's REST API (http_rest_api_handler.cc) over a threaded HTTP/1.1 server with keep-alive."""
+
 from __future__ import annotations
 
 import logging
@@ -18,10 +19,12 @@ from serving.model_server.errors import ServingError, invalid_argument
 
 log = logging.getLogger(__name__)
 
-_PREDICT = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
-                      re.IGNORECASE)
-_STATUS = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
-                     re.IGNORECASE)
+_PREDICT = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE
+)
+_STATUS = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE
+)
 _V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
 
 
@@ -46,7 +49,9 @@ class RestApi:
         start = time.monotonic()
         name, api = "", ""
         try:
-            match = _PREDICT.fullmatch(path) if method == "POST" else _STATUS.fullmatch(path) if method == "GET" else None
+            match = (
+                _PREDICT.fullmatch(path) if method == "POST" else _STATUS.fullmatch(path) if method == "GET" else None
+            )
             if match is None:
                 raise invalid_argument(f"Malformed request: {method} {path}")
             name = unquote(match.group(1) or "")
@@ -84,7 +89,8 @@ class RestApi:
             model_input = json_tensor.examples_input(doc)
             if api == "classify":
                 return json_tensor.render_classification(
-                    self.plane.classify(servable, spec, model_input, deadline).result)
+                    self.plane.classify(servable, spec, model_input, deadline).result
+                )
             return json_tensor.render_regression(self.plane.regress(servable, spec, model_input, deadline).result)
 
     def _status(self, spec: model_pb2.ModelSpec) -> str:
@@ -97,8 +103,10 @@ class RestApi:
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
         options = dict(indent=1, always_print_fields_with_no_presence=True, preserving_proto_field_name=True)
-        return ('{\n"model_spec":' + json_format.MessageToJson(response.model_spec, **options) + ",\n"
-                '"metadata": {"signature_def": ' + json_format.MessageToJson(signature_map, **options) + "}\n}\n")
+        return (
+            '{\n"model_spec":' + json_format.MessageToJson(response.model_spec, **options) + ",\n"
+            '"metadata": {"signature_def": ' + json_format.MessageToJson(signature_map, **options) + "}\n}\n"
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -116,8 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug(format, *args)
 
     def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        head = (f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
-                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode("latin-1")
+        head = (
+            f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1")
         self.wfile.write(head + body)  # one write: no Nagle/delayed-ACK stall on keep-alive connections
 
     def _dispatch(self) -> None:
@@ -130,8 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, b"")
         elif self.command == "OPTIONS":
             origin_ok = re.search(r"https?://", self.headers.get("Origin", "")) is not None
-            self._reply(200 if origin_ok else 400, b"" if origin_ok else json_tensor.render_error(
-                "Origin header is missing in CORS preflight").encode())
+            self._reply(
+                200 if origin_ok else 400,
+                b"" if origin_ok else json_tensor.render_error("Origin header is missing in CORS preflight").encode(),
+            )
         else:
             status, output, _, _ = self.api.handle(self.command, path, body)
             self._reply(status, output.encode("utf-8"))

@@ -1,4 +1,5 @@
 """One loaded version of a model: its signatures, and a reference count so a swap never drops a request."""
+
 from __future__ import annotations
 
 import threading
@@ -28,13 +29,18 @@ class Servable:
         wanted = set(tags)
         meta_graphs = [m for m in saved_model.meta_graphs if set(m.meta_info_def.tags) == wanted]
         if not meta_graphs:
-            raise RuntimeError(f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. "
-                               "To inspect available tag-sets in the SavedModel, please use the SavedModel CLI: "
-                               "`saved_model_cli`")
+            raise RuntimeError(
+                f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. "
+                "To inspect available tag-sets in the SavedModel, please use the SavedModel CLI: "
+                "`saved_model_cli`"
+            )
         self.signature_defs = meta_graphs[0].signature_def
         self._model = tf.saved_model.load(str(path), tags=tags)
-        self.signatures = {name: Signature(name, self.signature_defs[name], function)
-                           for name, function in self._model.signatures.items() if name in self.signature_defs}
+        self.signatures = {
+            name: Signature(name, self.signature_defs[name], function)
+            for name, function in self._model.signatures.items()
+            if name in self.signature_defs
+        }
         self._refs = 0
         self._idle = threading.Condition()
 

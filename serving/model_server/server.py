@@ -1,4 +1,5 @@
 """Wire the pieces together the way tensorflow_model_server's Server::BuildAndStart does, then serve."""
+
 from __future__ import annotations
 
 import logging
@@ -33,11 +34,15 @@ def _fail(message: str) -> UserError:
 def model_server_config(options: ServerOptions) -> model_server_config_pb2.ModelServerConfig:
     if options.model_config_file:
         return protos.parse_text_file(options.model_config_file, model_server_config_pb2.ModelServerConfig())
-    log.info("Building single TensorFlow model file config:  model_name: %s model_base_path: %s",
-             options.model_name, options.model_base_path)
+    log.info(
+        "Building single TensorFlow model file config:  model_name: %s model_base_path: %s",
+        options.model_name,
+        options.model_base_path,
+    )
     config = model_server_config_pb2.ModelServerConfig()
-    config.model_config_list.config.add(name=options.model_name, base_path=options.model_base_path,
-                                        model_platform="tensorflow")
+    config.model_config_list.config.add(
+        name=options.model_name, base_path=options.model_base_path, model_platform="tensorflow"
+    )
     return config
 
 
@@ -52,14 +57,15 @@ def _configure_tensorflow(options: ServerOptions) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
-def serve(options: ServerOptions, ignored_flags: list[str], unknown_args: list[str],
-          stop: threading.Event | None = None) -> None:
+def serve(
+    options: ServerOptions, ignored_flags: list[str], unknown_args: list[str], stop: threading.Event | None = None
+) -> None:
     """Build everything, load the initial models, open the ports and serve until SIGTERM/SIGINT or `stop`."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if ignored_flags:
-        log.warning("Flags accepted but ignored by this local model server: %s",
-                    " ".join(f"--{name}" for name in ignored_flags))
+        log.warning(
+            "Flags accepted but ignored by this local model server: %s", " ".join(f"--{name}" for name in ignored_flags)
+        )
     for arg in unknown_args:
         log.warning("unknown argument: %s", arg)
     if options.version:
@@ -71,11 +77,14 @@ def serve(options: ServerOptions, ignored_flags: list[str], unknown_args: list[s
         raise _fail("At least one of server_options.grpc_port or server_options.grpc_socket_path must be set.")
     if not options.model_base_path and not options.model_config_file:
         raise _fail("Both server_options.model_base_path and server_options.model_config_file are empty!")
-    if options.tensorflow_session_parallelism and (options.tensorflow_intra_op_parallelism
-                                                   and options.tensorflow_inter_op_parallelism):
-        raise _fail("Either configure server_options.tensorflow_session_parallelism or "
-                    "(server_options.tensorflow_intra_op_parallelism, server_options.tensorflow_inter_op_parallelism) "
-                    "separately. You cannot configure all.")
+    if options.tensorflow_session_parallelism and (
+        options.tensorflow_intra_op_parallelism and options.tensorflow_inter_op_parallelism
+    ):
+        raise _fail(
+            "Either configure server_options.tensorflow_session_parallelism or "
+            "(server_options.tensorflow_intra_op_parallelism, server_options.tensorflow_inter_op_parallelism) "
+            "separately. You cannot configure all."
+        )
     config = model_server_config(options)
     batcher = None
     if options.enable_batching:
@@ -84,8 +93,9 @@ def serve(options: ServerOptions, ignored_flags: list[str], unknown_args: list[s
             protos.parse_text_file(options.batching_parameters_file, params)
         batcher = BatchScheduler(params)
     elif options.batching_parameters_file:
-        raise _fail("server_options.batching_parameters_file is set without setting "
-                    "server_options.enable_batching to true.")
+        raise _fail(
+            "server_options.batching_parameters_file is set without setting server_options.enable_batching to true."
+        )
     metrics_path = None
     if options.monitoring_config_file and options.rest_api_port:
         monitoring = protos.parse_text_file(options.monitoring_config_file, protos.MonitoringConfig())
@@ -103,15 +113,19 @@ def serve(options: ServerOptions, ignored_flags: list[str], unknown_args: list[s
             import time
 
             start = time.monotonic()
-            records = warmup.replay(path, lambda entry: plane_box[0].replay_log(servable, entry),
-                                    options.num_request_iterations_for_warmup)
+            records = warmup.replay(
+                path, lambda entry: plane_box[0].replay_log(servable, entry), options.num_request_iterations_for_warmup
+            )
             if records:
                 metrics.count("model_warmup_records_read", str(path), "OK", by=records)
                 metrics.observe("model_warmup_latency", (time.monotonic() - start) * 1e6, str(path), "OK")
         return servable
 
-    repository = ModelRepository(load, poll_wait_seconds=options.file_system_poll_wait_seconds,
-                                 allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models)
+    repository = ModelRepository(
+        load,
+        poll_wait_seconds=options.file_system_poll_wait_seconds,
+        allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models,
+    )
     plane = DataPlane(repository, metrics, batcher)
     plane_box.append(plane)
     repository.apply_config(config, startup=True)
@@ -119,13 +133,16 @@ def serve(options: ServerOptions, ignored_flags: list[str], unknown_args: list[s
 
     stop = stop or threading.Event()
     if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
-        threading.Thread(target=_poll_config, args=(repository, options, stop), name="config-poll",
-                         daemon=True).start()
+        threading.Thread(target=_poll_config, args=(repository, options, stop), name="config-poll", daemon=True).start()
 
-    grpc_server = make_grpc_server(plane, repository.apply_config, port=options.port,
-                                   socket_path=options.grpc_socket_path,
-                                   channel_arguments=options.grpc_channel_arguments,
-                                   max_threads=options.grpc_max_threads)
+    grpc_server = make_grpc_server(
+        plane,
+        repository.apply_config,
+        port=options.port,
+        socket_path=options.grpc_socket_path,
+        channel_arguments=options.grpc_channel_arguments,
+        max_threads=options.grpc_max_threads,
+    )
     grpc_server.start()
     if options.port:
         log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", options.port)
@@ -133,13 +150,16 @@ def serve(options: ServerOptions, ignored_flags: list[str], unknown_args: list[s
         log.info("Running gRPC ModelServer at UNIX socket %s ...", options.grpc_socket_path)
     rest_server = None
     if options.rest_api_port and options.rest_api_port != options.port:
-        rest_server = make_rest_server(RestApi(plane, options.rest_api_timeout_in_ms), options.rest_api_port,
-                                       metrics_path)
+        rest_server = make_rest_server(
+            RestApi(plane, options.rest_api_timeout_in_ms), options.rest_api_port, metrics_path
+        )
         threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
         log.info("Exporting HTTP/REST API at:localhost:%d ...", options.rest_api_port)
     elif options.rest_api_port:
-        log.error("server_options.http_port cannot be same as grpc_port. Please use a different port for "
-                  "HTTP/REST API. Skipped exporting HTTP/REST API.")
+        log.error(
+            "server_options.http_port cannot be same as grpc_port. Please use a different port for "
+            "HTTP/REST API. Skipped exporting HTTP/REST API."
+        )
 
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -2,9 +2,10 @@
 
 Messages follow TF Serving's (predict_util.cc) where it has them, so clients see the same errors.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -15,7 +16,6 @@ from serving.model_server.errors import ServingError, invalid_argument, status_c
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
-
 
 
 def dtype_name(enum: int) -> str:
@@ -47,12 +47,14 @@ class Signature:
                 f"input size does not match signature: {len(sent)}!={len(wanted)} "
                 f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(wanted))}}}). "
                 f"Sent extra: {{{','.join(sorted(sent - wanted))}}}. "
-                f"Missing but required: {{{','.join(sorted(wanted - sent))}}}.")
+                f"Missing but required: {{{','.join(sorted(wanted - sent))}}}."
+            )
         for index, key in enumerate(self._input_order):
             info = self.inputs[key]
             if dtypes is not None and dtypes[key] != info.dtype:
-                raise invalid_argument(f"Expects arg[{index}] to be {dtype_name(info.dtype)} "
-                                       f"but {dtype_name(dtypes[key])} is provided")
+                raise invalid_argument(
+                    f"Expects arg[{index}] to be {dtype_name(info.dtype)} but {dtype_name(dtypes[key])} is provided"
+                )
             if info.tensor_shape.unknown_rank:
                 continue
             wanted_dims = [d.size for d in info.tensor_shape.dim]
@@ -60,14 +62,17 @@ class Signature:
             if len(got) != len(wanted_dims) or any(w >= 0 and w != g for w, g in zip(wanted_dims, got)):
                 raise invalid_argument(
                     f"Input to signature input '{key}' has shape {shape_text(got)}, which is incompatible "
-                    f"with the signature's shape {shape_text(wanted_dims)}")
+                    f"with the signature's shape {shape_text(wanted_dims)}"
+                )
 
     def check_output_filter(self, output_filter: Sequence[str]) -> None:
         seen: set[str] = set()
         for alias in output_filter:
             if alias not in self.outputs:
-                raise invalid_argument(f"output tensor alias not found in signature: {alias} "
-                                       f"Outputs expected to be in the set {{{','.join(sorted(self.outputs))}}}.")
+                raise invalid_argument(
+                    f"output tensor alias not found in signature: {alias} "
+                    f"Outputs expected to be in the set {{{','.join(sorted(self.outputs))}}}."
+                )
             if alias in seen:
                 raise invalid_argument(f"duplicate output tensor alias: {alias}")
             seen.add(alias)

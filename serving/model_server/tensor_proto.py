@@ -3,6 +3,7 @@
 Outputs are written into the typed repeated fields (float_val, string_val, ...), as TF Serving does by
 default (`--enable_serialization_as_tensor_content` off), so clients reading `float_val` see values.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,11 +13,18 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from serving.model_server.errors import invalid_argument
 
 _FIELDS = {
-    types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val",
-    types_pb2.DT_INT32: "int_val", types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val",
-    types_pb2.DT_UINT8: "int_val", types_pb2.DT_UINT16: "int_val", types_pb2.DT_INT64: "int64_val",
-    types_pb2.DT_BOOL: "bool_val", types_pb2.DT_STRING: "string_val",
-    types_pb2.DT_UINT32: "uint32_val", types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_STRING: "string_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
 }
 
 

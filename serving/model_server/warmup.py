@@ -3,11 +3,12 @@
 The file is a TFRecord of PredictionLog protos; each logged request is run against the new version so
 the first real request does not pay for tracing and lazy initialisation. A failing record fails the load.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
@@ -18,8 +19,7 @@ MAX_WARMUP_RECORDS = 1000  # TF Serving's kMaxNumRecords
 log = logging.getLogger(__name__)
 
 
-def replay(version_path: Path, run_log: Callable[[prediction_log_pb2.PredictionLog], None],
-           iterations: int = 1) -> int:
+def replay(version_path: Path, run_log: Callable[[prediction_log_pb2.PredictionLog], None], iterations: int = 1) -> int:
     """Run every logged request `iterations` times; return how many records were read (0: no file)."""
     path = Path(version_path) / WARMUP_FILE
     if not path.exists():

@@ -1,5 +1,6 @@
 """Builds small corpora on disk for the data_prep tests (a plain module: test files import it by
 name, which they cannot safely do with conftest.py when other test folders have one too)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,15 +6,18 @@ import pytest
 from data_prep.clean import clean_text
 
 
-@pytest.mark.parametrize(("raw", "cleaned"), [
-    ("ＡＢＣ１２３，ｆｕｌｌ－ｗｉｄｔｈ！", "ABC123,full-width!"),  # NFKC: full-width -> half-width
-    ("<p>很<b>好</b>看</p>&amp;&lt;i&gt;&lt;3&gt; &nbsp;", "很 好 看 & <3>"),  # tags, entities, escaped tags
-    ("<!-- 注释 -->正文", "正文"),
-    ("a\x00b\u200bc\ufeffd\x7f", "abcd"),  # control and format characters (NUL, zero-width space, BOM, DEL)
-    ("  第一行\n\n第二行\t\r\n  第三行\u3000 ", "第一行 第二行 第三行"),  # whitespace, ideographic space
-    ("3 < 5 and 6 > 2", "3 < 5 and 6 > 2"),  # a lone < is text, not a tag
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [
+        ("ＡＢＣ１２３，ｆｕｌｌ－ｗｉｄｔｈ！", "ABC123,full-width!"),  # NFKC: full-width -> half-width
+        ("<p>很<b>好</b>看</p>&amp;&lt;i&gt;&lt;3&gt; &nbsp;", "很 好 看 & <3>"),  # tags, entities, escaped tags
+        ("<!-- 注释 -->正文", "正文"),
+        ("a\x00b\u200bc\ufeffd\x7f", "abcd"),  # control and format characters (NUL, zero-width space, BOM, DEL)
+        ("  第一行\n\n第二行\t\r\n  第三行\u3000 ", "第一行 第二行 第三行"),  # whitespace, ideographic space
+        ("3 < 5 and 6 > 2", "3 < 5 and 6 > 2"),  # a lone < is text, not a tag
+        ("", ""),
+    ],
+)
 def test_clean_text(raw: str, cleaned: str) -> None:
     assert clean_text(raw) == cleaned
 
@@ -30,7 +33,9 @@ def test_cleaning_is_stable_on_cleaned_text() -> None:
 
 
 def test_gateway_side_modules_do_not_import_tensorflow() -> None:
-    code = ("import sys, data_prep.clean, data_prep.segment, data_prep.preprocess;"
-            "p = data_prep.preprocess.Preprocessor(); p.tokens('测试文本');"
-            "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')], 'TF imported'")
+    code = (
+        "import sys, data_prep.clean, data_prep.segment, data_prep.preprocess;"
+        "p = data_prep.preprocess.Preprocessor(); p.tokens('测试文本');"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')], 'TF imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

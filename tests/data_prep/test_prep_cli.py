@@ -1,4 +1,5 @@
 """`textclf prep` through the root CLI: success prints the report; bad input is one line, exit != 0."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from prep_corpus import write_folder
+
 from textclf import cli
 
 
@@ -18,8 +19,20 @@ def _run(*args: str):
 def test_prep_prints_report(small_corpus: Path, tmp_path: Path) -> None:
     stopwords = tmp_path / "stop.txt"
     stopwords.write_text("的\n", encoding="utf-8")
-    result = _run(str(small_corpus), "--out", str(tmp_path / "out"), "--split", "0.6,0.2,0.2", "--seed", "3",
-                  "--no-hmm", "--max-chars", "40", "--stopwords", str(stopwords))
+    result = _run(
+        str(small_corpus),
+        "--out",
+        str(tmp_path / "out"),
+        "--split",
+        "0.6,0.2,0.2",
+        "--seed",
+        "3",
+        "--no-hmm",
+        "--max-chars",
+        "40",
+        "--stopwords",
+        str(stopwords),
+    )
     assert result.exit_code == 0, result.output
     assert "exact duplicates (after cleaning), dropped | 1 |" in result.output
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
@@ -40,8 +53,10 @@ BAD = {
     "unsupported file": (lambda p: [str(_touch(p / "x.parquet"))], "cannot read"),
     "empty corpus": (lambda p: [str(write_folder(p / "c", {"a": ["  ", "<p></p>"], "b": []}))], "no usable texts"),
     "one label": (lambda p: [str(write_folder(p / "c", {"a": [f"文本{i}" for i in range(5)]}))], "only one label"),
-    "too few to split": (lambda p: [str(write_folder(p / "c", {"a": [f"甲{i}" for i in range(5)], "b": ["乙", "丙"]}))],
-                         "label 'b' has only 2"),
+    "too few to split": (
+        lambda p: [str(write_folder(p / "c", {"a": [f"甲{i}" for i in range(5)], "b": ["乙", "丙"]}))],
+        "label 'b' has only 2",
+    ),
     "unknown column": (lambda p: [_table(p, ["好\tpos"]), "--text-col", "body"], "no column 'body'"),
     "column index out of range": (lambda p: [_table(p, ["好\tpos"]), "--text-col", "5", "--header"], "no column 5"),
     "unknown key": (lambda p: [str(_jsonl(p)), "--label-key", "cat"], "no key 'cat'"),

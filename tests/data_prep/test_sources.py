@@ -1,4 +1,5 @@
 """Each source format, read through prepare_dataset into real shards."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,9 @@ from pathlib import Path
 from data_prep.dataset_format import SPLITS
 from data_prep.prepare import prepare_dataset
 
-ROWS = [(f"第{i}条新闻：球队赢了比赛", "体育") for i in range(5)] + [(f"第{i}条新闻：股价上涨", "财经") for i in range(5)]
+ROWS = [(f"第{i}条新闻：球队赢了比赛", "体育") for i in range(5)] + [
+    (f"第{i}条新闻：股价上涨", "财经") for i in range(5)
+]
 
 
 def _all_examples(read_split, out: Path) -> list:
@@ -36,7 +39,11 @@ def test_csv_without_header_by_index_with_quotes_and_bad_bytes(tmp_path: Path, r
 
 def test_jsonl_keys(tmp_path: Path, read_split) -> None:
     src = tmp_path / "data.jsonl"
-    lines = [json.dumps({"body": t, "y": l}, ensure_ascii=False) for t, l in ROWS] + ["", "not json", '{"body": 3, "y": "x"}']
+    lines = [json.dumps({"body": t, "y": l}, ensure_ascii=False) for t, l in ROWS] + [
+        "",
+        "not json",
+        '{"body": 3, "y": "x"}',
+    ]
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     meta = prepare_dataset(str(src), tmp_path / "out", workers=1, text_key="body", label_key="y")
     assert meta["source"]["kind"] == "jsonl" and meta["labels"] == ["体育", "财经"]

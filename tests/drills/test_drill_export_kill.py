@@ -4,6 +4,7 @@ No partial version may ever be listed or loaded: the model server's status shows
 (before, during and after the write), and every non-dot folder left in the base holds a saved_model.pb.
 (Killing `textclf train` and resuming is the tfmodels drill: tests/tfmodels/, not repeated here.)
 """
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from bench.processes import REPO, child_env
-from tests.support.servers import MODEL, ModelServer, model_server, publish_tiny_version, version_states
 from tests.support.corpus import SMALL, generated_rows
 from tests.support.prepared import write_prepared
+from tests.support.servers import MODEL, ModelServer, model_server, publish_tiny_version, version_states
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -33,8 +34,14 @@ def test_export_killed_mid_write_publishes_nothing(tmp_path):
     data = write_prepared(tmp_path / "data", generated_rows(300), (200, 50, 50))
     run = tmp_path / "run"
     # train (a few seconds) while the model server starts: both are mostly TF start-up
-    training = subprocess.Popen(textclf("train", "lstm", "--data", str(data), "--out", str(run), *SMALL, "--epochs", "1"),
-                                env=child_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    training = subprocess.Popen(
+        textclf("train", "lstm", "--data", str(data), "--out", str(run), *SMALL, "--epochs", "1"),
+        env=child_env(),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with model_server(base / MODEL, tmp_path) as server:
             _, err = training.communicate(timeout=180)
@@ -48,8 +55,9 @@ def test_export_killed_mid_write_publishes_nothing(tmp_path):
 def _kill_export_mid_write(run: Path, base: Path, server: ModelServer) -> None:
     """SIGKILL an export mid-write: the server never lists more than v1, and nothing partial is left."""
     export = textclf("export", str(run), "--model-base", str(base), "--name", MODEL, "--force")
-    proc = subprocess.Popen(export, env=child_env(), cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        export, env=child_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         temp = _wait_for_partial_write(base / MODEL, proc, server)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -64,8 +72,9 @@ def _kill_export_mid_write(run: Path, base: Path, server: ModelServer) -> None:
     _assert_only_whole_versions(base / MODEL)
 
 
-def _wait_for_partial_write(model_dir: Path, proc: subprocess.Popen, server: ModelServer,
-                            timeout_s: float = 120) -> Path:
+def _wait_for_partial_write(
+    model_dir: Path, proc: subprocess.Popen, server: ModelServer, timeout_s: float = 120
+) -> Path:
     """The export's '.'-named temp version folder, as soon as something has been written into it;
     meanwhile the server's status must never list anything but version 1."""
     deadline = time.monotonic() + timeout_s

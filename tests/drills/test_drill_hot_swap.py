@@ -3,6 +3,7 @@
 Zero failed requests through the gateway; the new version takes over; the old one is unloaded and the
 status API says so.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ The gateway runs with TEXTCLF_UPSTREAM_TIMEOUT_S=2 and TEXTCLF_BREAKER_RESET_S=1
 with the default 5 s breaker pause the breaker alone can hold a worker open for up to 5 s after the
 server is back, so "within 5 s" needs a pause well under 5 s (see docs/benchmarks.md, recommendations).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,7 @@ import requests
 
 from bench.processes import running
 from tests.support.load import Load
-from tests.support.servers import (MODEL, gateway, model_ready, model_server, model_server_cmd,
-                                   publish_tiny_version)
+from tests.support.servers import MODEL, gateway, model_ready, model_server, model_server_cmd, publish_tiny_version
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -33,7 +33,7 @@ def test_model_server_killed_under_load(tmp_path):
     with model_server(base, tmp_path) as server:
         with gateway(server.grpc_port, tmp_path, timeout_s=2.0, breaker_reset_s=1.0) as gw:
             # worst case for one request: every attempt times out, plus the backoffs between them
-            budget_s = gw.timeout_s * (RETRIES + 1) + BACKOFF_S * (2 ** RETRIES) + 2.0
+            budget_s = gw.timeout_s * (RETRIES + 1) + BACKOFF_S * (2**RETRIES) + 2.0
             with Load(gw.url, MODEL, threads=4, client_timeout_s=budget_s + 10) as load:
                 before = load.wait_for(20, after=0.0)
                 assert all(a.status == 200 for a in before), before[:3]
@@ -44,8 +44,12 @@ def test_model_server_killed_under_load(tmp_path):
                 readyz = requests.get(f"{gw.url}/readyz", timeout=budget_s)
 
                 # back on the same ports: the gateway's address does not change
-                with running(model_server_cmd(base, server.grpc_port, server.rest_port),
-                             tmp_path / "model-server-2.log", model_ready(server), what="model server again"):
+                with running(
+                    model_server_cmd(base, server.grpc_port, server.rest_port),
+                    tmp_path / "model-server-2.log",
+                    model_ready(server),
+                    what="model server again",
+                ):
                     back_at = time.monotonic()
                     recovered_at = _first_success_streak(load, after=back_at, streak=8, timeout_s=15)
                     after = load.wait_for(20, after=recovered_at)

@@ -1,5 +1,6 @@
 """docker-compose.yml, serving/Dockerfile and the TF Serving config files (no Docker engine here: parse
 and check their shape; the config files are parsed with TF Serving's own message schemas)."""
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,10 @@ def test_dockerfile_installs_no_tensorflow():
 def test_image_has_every_module_the_gateway_imports():
     """Run the gateway's imports here and check each third-party module comes from requirements.txt,
     tensorflow-serving-api, or the TF *_pb2 folders the Dockerfile copies out of the wheel."""
-    code = ("import json, sys; from serving.gateway import app, grpc_client, rest_client, wsgi; "
-            "print(json.dumps(sorted(sys.modules)))")
+    code = (
+        "import json, sys; from serving.gateway import app, grpc_client, rest_client, wsgi; "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
     env = {**os.environ, "TEXTCLF_TFSERVING_GRPC": "127.0.0.1:1"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -112,8 +115,11 @@ def test_image_has_every_module_the_gateway_imports():
         assert any(module.replace(".", "/").startswith(d + "/") for d in proto_dirs), module
 
     requirements = (ROOT / "serving" / "gateway" / "requirements.txt").read_text()
-    wanted = {re.split(r"[=<>]", line)[0].strip().lower().replace("_", "-")
-              for line in requirements.splitlines() if line.strip() and not line.startswith("#")}
+    wanted = {
+        re.split(r"[=<>]", line)[0].strip().lower().replace("_", "-")
+        for line in requirements.splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     wanted.add("tensorflow-serving-api")
     distributions = metadata.packages_distributions()
     ours = {"serving", "data_prep", "textclf", "tensorflow"}
@@ -122,7 +128,9 @@ def test_image_has_every_module_the_gateway_imports():
         if not providers or top.startswith("_"):
             continue  # built-in/private helper modules
         # a top-level module may come from a dependency of a listed package (e.g. werkzeug from flask)
-        assert providers & wanted or _required_by(providers, wanted), f"{top} ({providers}) is not installed in the image"
+        assert providers & wanted or _required_by(providers, wanted), (
+            f"{top} ({providers}) is not installed in the image"
+        )
 
 
 def _required_by(providers: set[str], wanted: set[str]) -> bool:

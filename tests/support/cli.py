@@ -3,12 +3,14 @@
 Training runs in a subprocess because TEXTCLF_CPU_DEVICES must split the CPU before TF initialises, and
 so a test can kill it mid-epoch.
 """
+
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from bench.processes import REPO as ROOT, child_env
+from bench.processes import REPO as ROOT
+from bench.processes import child_env
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -20,5 +22,11 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def textclf(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `textclf ARGS` as a user would, capturing output."""
-    return subprocess.run([sys.executable, "-m", "textclf", *args], cwd=ROOT, env=env or cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "textclf", *args],
+        cwd=ROOT,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

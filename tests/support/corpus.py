@@ -1,4 +1,5 @@
 """A generated two-class corpus of jieba-like word sequences: learnable in seconds, no files needed."""
+
 from __future__ import annotations
 
 import random

@@ -1,4 +1,5 @@
 """The model server's test model: TF Serving's classic half_plus_two (y = 0.5x + 2) plus a string signature."""
+
 from __future__ import annotations
 
 from pathlib import Path

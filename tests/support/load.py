@@ -1,4 +1,5 @@
 """Background client load for drills: N threads POST /v1/classify in a loop and record every answer."""
+
 from __future__ import annotations
 
 import threading
@@ -32,7 +33,7 @@ class Load:
         self.hung: list[str] = []
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()
         return self
@@ -50,8 +51,11 @@ class Load:
                 n += 1
                 started = time.monotonic()
                 try:
-                    r = session.post(self.url, json={"model": self.model, "texts": [TEXTS[n % len(TEXTS)]]},
-                                     timeout=self.client_timeout_s)
+                    r = session.post(
+                        self.url,
+                        json={"model": self.model, "texts": [TEXTS[n % len(TEXTS)]]},
+                        timeout=self.client_timeout_s,
+                    )
                     answer = Answer(started, time.monotonic() - started, r.status_code, _json(r))
                 except requests.RequestException as exc:
                     answer = Answer(started, time.monotonic() - started, 0, repr(exc))

@@ -1,5 +1,6 @@
 """A loose OpenAPI 3 response check for the tests: status documented, JSON shape (types, required keys,
 enums, nested $refs) as the document says. Not a full JSON Schema validator."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,9 @@ def _check(document: dict[str, Any], schema: dict[str, Any], value: Any, where: 
     kind = schema.get("type")
     if kind:
         expected = _TYPES[kind]
-        assert isinstance(value, expected) and not (kind in ("integer", "number") and isinstance(value, bool)), \
+        assert isinstance(value, expected) and not (kind in ("integer", "number") and isinstance(value, bool)), (
             f"{where} should be {kind}, got {value!r}"
+        )
     if "enum" in schema:
         assert value in schema["enum"], f"{where}={value!r} not in {schema['enum']}"
     if kind == "object":

@@ -1,4 +1,5 @@
 """A tiny prepared dataset written the way `textclf prep` writes it (Contract 1), in a second."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ def write_prepared(out: Path, rows: list[tuple[str, int]], split_sizes: tuple[in
     out.mkdir(parents=True)
     start, counts = 0, {}
     for split, size in zip(("train", "dev", "test"), split_sizes):
-        part = rows[start:start + size]
+        part = rows[start : start + size]
         start += size
         counts[split] = {name: sum(1 for _, y in part if y == i) for i, name in enumerate(LABELS)}
         with tf.io.TFRecordWriter(str(out / shard_name(split, 0, 1))) as writer:
@@ -26,8 +27,13 @@ def write_prepared(out: Path, rows: list[tuple[str, int]], split_sizes: tuple[in
                     LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
                 }
                 writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    meta = {"schema_version": SCHEMA_VERSION, "labels": LABELS, "counts": counts, "seed": 42,
-            "source": {"kind": "generated", "sha256": "0" * 64},
-            "preprocessing": {"hmm": True, "max_chars": None}}
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "labels": LABELS,
+        "counts": counts,
+        "seed": 42,
+        "source": {"kind": "generated", "sha256": "0" * 64},
+        "preprocessing": {"hmm": True, "max_chars": None},
+    }
     (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False))
     return out

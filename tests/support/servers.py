@@ -4,6 +4,7 @@ and the gateway (under gunicorn) as subprocesses on free loopback ports, always 
 The tiny SavedModels come from tests/support/tiny_models.py (one copy of that builder); the
 process plumbing from bench/processes.py (one copy of start / wait / stop).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,9 +12,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import requests
 
@@ -23,8 +24,20 @@ from tests.support import tiny_models
 MODEL = "tiny"
 GUNICORN_CONF = Path(__file__).resolve().parents[2] / "serving" / "gateway" / "gunicorn.conf.py"
 
-__all__ = ["MODEL", "ModelServer", "Gateway", "publish_tiny_version", "model_server", "gateway",
-           "version_states", "free_port", "start", "stop", "wait_until", "child_env"]
+__all__ = [
+    "MODEL",
+    "ModelServer",
+    "Gateway",
+    "publish_tiny_version",
+    "model_server",
+    "gateway",
+    "version_states",
+    "free_port",
+    "start",
+    "stop",
+    "wait_until",
+    "child_env",
+]
 
 
 def publish_tiny_version(base: Path, version: int, *, bias: int = -1, input_name: str = "tokens") -> Path:
@@ -59,8 +72,16 @@ def version_states(server: ModelServer, model: str = MODEL) -> dict[int, str]:
 
 
 def model_server_cmd(base: Path, grpc_port: int, rest_port: int, *extra: str) -> list[str]:
-    return [str(VENV_BIN / "textclf"), "model-server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-            f"--model_name={MODEL}", f"--model_base_path={base}", "--file_system_poll_wait_seconds=1", *extra]
+    return [
+        str(VENV_BIN / "textclf"),
+        "model-server",
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        f"--model_name={MODEL}",
+        f"--model_base_path={base}",
+        "--file_system_poll_wait_seconds=1",
+        *extra,
+    ]
 
 
 def model_ready(server: ModelServer):
@@ -70,8 +91,13 @@ def model_ready(server: ModelServer):
 @contextlib.contextmanager
 def model_server(base: Path, log_dir: Path, *extra: str) -> Iterator[ModelServer]:
     server = ModelServer(free_port(), free_port(), log_dir / "model-server.log")
-    with running(model_server_cmd(base, server.grpc_port, server.rest_port, *extra), server.log,
-                 model_ready(server), what="model server", timeout_s=120) as server.proc:
+    with running(
+        model_server_cmd(base, server.grpc_port, server.rest_port, *extra),
+        server.log,
+        model_ready(server),
+        what="model server",
+        timeout_s=120,
+    ) as server.proc:
         yield server
 
 
@@ -87,15 +113,28 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def gateway(grpc_port: int, log_dir: Path, *, timeout_s: float = 2.0, breaker_reset_s: float = 1.0,
-            workers: int = 2, threads: int = 4) -> Iterator[Gateway]:
+def gateway(
+    grpc_port: int,
+    log_dir: Path,
+    *,
+    timeout_s: float = 2.0,
+    breaker_reset_s: float = 1.0,
+    workers: int = 2,
+    threads: int = 4,
+) -> Iterator[Gateway]:
     """`gunicorn -c serving/gateway/gunicorn.conf.py serving.gateway.wsgi:app`, as production runs it."""
     gw = Gateway(free_port(), log_dir / "gateway.log", timeout_s)
-    env = child_env(TEXTCLF_TFSERVING_GRPC=f"127.0.0.1:{grpc_port}", TEXTCLF_MODELS=MODEL,
-                    TEXTCLF_UPSTREAM_TIMEOUT_S=str(timeout_s), TEXTCLF_BREAKER_RESET_S=str(breaker_reset_s),
-                    TEXTCLF_BREAKER_FAILURES="3",
-                    GUNICORN_BIND=f"127.0.0.1:{gw.port}", GUNICORN_WORKERS=str(workers),
-                    GUNICORN_THREADS=str(threads), GUNICORN_LOGLEVEL="warning")
+    env = child_env(
+        TEXTCLF_TFSERVING_GRPC=f"127.0.0.1:{grpc_port}",
+        TEXTCLF_MODELS=MODEL,
+        TEXTCLF_UPSTREAM_TIMEOUT_S=str(timeout_s),
+        TEXTCLF_BREAKER_RESET_S=str(breaker_reset_s),
+        TEXTCLF_BREAKER_FAILURES="3",
+        GUNICORN_BIND=f"127.0.0.1:{gw.port}",
+        GUNICORN_WORKERS=str(workers),
+        GUNICORN_THREADS=str(threads),
+        GUNICORN_LOGLEVEL="warning",
+    )
     cmd = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), "serving.gateway.wsgi:app"]
     ready = lambda: requests.get(f"{gw.url}/readyz", timeout=2).status_code == 200
     with running(cmd, gw.log, ready, env=env, what="gateway", timeout_s=60):

@@ -5,6 +5,7 @@ characters (text model) to a class; probabilities are a softmax over per-class h
 signature shape as tfmodels' export: serving_default(tf.string [batch]) -> probabilities, label,
 top_score (+ class_names [batch, C] when `with_class_names`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,22 +26,27 @@ def build(out_dir: Path, input_name: str, *, with_class_names: bool = True, bias
         def __init__(self) -> None:
             super().__init__()
             self.table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(list(vocabulary), list(vocabulary.values()),
-                                                    key_dtype=tf.string, value_dtype=tf.int64), default_value=-1)
+                tf.lookup.KeyValueTensorInitializer(
+                    list(vocabulary), list(vocabulary.values()), key_dtype=tf.string, value_dtype=tf.int64
+                ),
+                default_value=-1,
+            )
             self.names = tf.constant(LABELS)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=input_name)])
         def serve(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-            pieces = (tf.strings.split(inputs) if input_name == "tokens"
-                      else tf.strings.unicode_split(inputs, "UTF-8"))
+            pieces = tf.strings.split(inputs) if input_name == "tokens" else tf.strings.unicode_split(inputs, "UTF-8")
             ids = self.table.lookup(pieces)
             hits = tf.reduce_sum(tf.one_hot(ids, len(LABELS)), axis=1)  # -1 -> all-zero row
             if bias >= 0:
                 hits += tf.one_hot(tf.fill(tf.shape(inputs), bias), len(LABELS)) * 0.5
             probabilities = tf.nn.softmax(hits * 2.0, axis=-1)
             best = tf.argmax(probabilities, axis=-1)
-            outputs = {"probabilities": probabilities, "label": tf.gather(self.names, best),
-                       "top_score": tf.reduce_max(probabilities, axis=-1)}
+            outputs = {
+                "probabilities": probabilities,
+                "label": tf.gather(self.names, best),
+                "top_score": tf.reduce_max(probabilities, axis=-1),
+            }
             if with_class_names:
                 outputs["class_names"] = tf.tile(self.names[tf.newaxis], [tf.shape(inputs)[0], 1])
             return outputs

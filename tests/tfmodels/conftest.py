@@ -1,5 +1,6 @@
 """The tiny prepared dataset every tfmodels test trains on (helpers live in tests/support: a test module
 imports them from there, never from a conftest, which several test folders have)."""
+
 from __future__ import annotations
 
 from pathlib import Path

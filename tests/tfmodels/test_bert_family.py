@@ -1,5 +1,6 @@
 """BERT through the real CLI: train (scratch and from an MLM-pretrained preset), export, reload in a fresh
 process with only `import tensorflow_text`, and the family's in-process build from both preset layouts."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_bert_presets import write_hf_bert
 
 from tests.support.cli import cli_env, textclf
-from test_bert_presets import write_hf_bert
 
 TINY = ["--epochs", "2", "--batch-size", "32", "--max-len", "32", "--vocab-size", "300", "--lr", "1e-3"]
 TEXTS = ["这个酒店非常干净，早餐好吃，推荐", "房间太差，服务糟糕，还很贵", "Hello 世界", ""]
@@ -64,8 +65,13 @@ def test_scratch_bert_trains_exports_and_serves_text(prepared: Path, tmp_path: P
     assert card["model_type"] == "bert" and card["input_kind"] == "text"
     assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
 
-    fresh = subprocess.run([sys.executable, "-c", FRESH_LOAD, str(version_dir), json.dumps(TEXTS)],
-                           env=cli_env(), capture_output=True, text=True, timeout=120)
+    fresh = subprocess.run(
+        [sys.executable, "-c", FRESH_LOAD, str(version_dir), json.dumps(TEXTS)],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     served = json.loads(fresh.stdout.strip().splitlines()[-1])
     assert served["inputs"] == ["text"]
@@ -85,9 +91,24 @@ def test_mlm_pretraining_writes_a_preset_that_train_bert_consumes(prepared: Path
     extra.write_text("酒店的位置很好\n\n早餐非常丰富，服务员很热情\n", encoding="utf-8")
     preset, run = tmp_path / "preset", tmp_path / "run"
     two_replicas = cli_env(TEXTCLF_CPU_DEVICES="2")  # MirroredStrategy over 2 logical CPUs, both steps
-    done = textclf("pretrain-mlm", "--data", str(prepared), "--extra-text", str(extra), "--out", str(preset),
-                   "--epochs", "1", "--sequence-length", "32", "--vocab-size", "300", "--batch-size", "32",
-                   env=two_replicas)
+    done = textclf(
+        "pretrain-mlm",
+        "--data",
+        str(prepared),
+        "--extra-text",
+        str(extra),
+        "--out",
+        str(preset),
+        "--epochs",
+        "1",
+        "--sequence-length",
+        "32",
+        "--vocab-size",
+        "300",
+        "--batch-size",
+        "32",
+        env=two_replicas,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MirroredStrategy" in done.stdout
     record = json.loads((preset / "pretraining.json").read_text())
@@ -96,8 +117,21 @@ def test_mlm_pretraining_writes_a_preset_that_train_bert_consumes(prepared: Path
     again = textclf("pretrain-mlm", "--data", str(prepared), "--out", str(preset))
     assert again.returncode == 1 and "already exists" in again.stderr
 
-    done = textclf("train", "bert", "--data", str(prepared), "--out", str(run), "--preset", str(preset),
-                   "--epochs", "1", "--max-len", "32", env=two_replicas)
+    done = textclf(
+        "train",
+        "bert",
+        "--data",
+        str(prepared),
+        "--out",
+        str(run),
+        "--preset",
+        str(preset),
+        "--epochs",
+        "1",
+        "--max-len",
+        "32",
+        env=two_replicas,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 replica(s)" in done.stdout
     vocabulary = "assets/tokenizer/vocabulary.txt"
@@ -115,8 +149,9 @@ def test_build_from_pretrained_presets_keeps_their_weights(tmp_path: Path) -> No
 
     write_hf_bert(tmp_path / "hf")
     keras_dir = tmp_path / "keras"
-    keras_hub.models.BertBackbone(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
-                                  intermediate_dim=16, max_sequence_length=16).save_to_preset(str(keras_dir))
+    keras_hub.models.BertBackbone(
+        vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16
+    ).save_to_preset(str(keras_dir))
     make_tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "好", "坏"]).save_to_preset(str(keras_dir))
     for preset in (tmp_path / "hf", keras_dir):
         reference = keras_hub.models.BertBackbone.from_preset(str(preset))
@@ -136,10 +171,14 @@ def test_build_from_pretrained_presets_keeps_their_weights(tmp_path: Path) -> No
 
 def test_bad_bert_flags_are_one_line_errors(prepared: Path, tmp_path: Path) -> None:
     for args, message in [
-        (["train", "bert", "--data", str(prepared), "--out", str(tmp_path / "r"), "--preset", "bert_base_en"],
-         "not a local folder"),
-        (["pretrain-mlm", "--data", str(prepared), "--out", str(tmp_path / "p"), "--extra-text", "builtin:x"],
-         "unknown builtin"),
+        (
+            ["train", "bert", "--data", str(prepared), "--out", str(tmp_path / "r"), "--preset", "bert_base_en"],
+            "not a local folder",
+        ),
+        (
+            ["pretrain-mlm", "--data", str(prepared), "--out", str(tmp_path / "p"), "--extra-text", "builtin:x"],
+            "unknown builtin",
+        ),
         (["pretrain-mlm", "--data", str(tmp_path), "--out", str(tmp_path / "p")], "not a prepared dataset"),
     ]:
         done = textclf(*args)

@@ -1,4 +1,5 @@
 """Local BERT presets of both layouts load offline with their weights; scratch sizes; bad folders refused."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,17 @@ def write_hf_bert(folder: Path, *, tokenizer_config: dict | None = None, seed: i
 
     folder.mkdir(parents=True)
     (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    config = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": len(VOCAB),
-              "hidden_size": HIDDEN, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "intermediate_size": INTERMEDIATE, "max_position_embeddings": POSITIONS, "type_vocab_size": 2}
+    config = {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "vocab_size": len(VOCAB),
+        "hidden_size": HIDDEN,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": INTERMEDIATE,
+        "max_position_embeddings": POSITIONS,
+        "type_vocab_size": 2,
+    }
     (folder / "config.json").write_text(json.dumps(config))
     if tokenizer_config is not None:
         (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
@@ -34,23 +43,30 @@ def write_hf_bert(folder: Path, *, tokenizer_config: dict | None = None, seed: i
     def norm(prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}.weight": 1 + rand(HIDDEN), f"{prefix}.bias": rand(HIDDEN)}
 
-    weights = {"bert.embeddings.word_embeddings.weight": rand(len(VOCAB), HIDDEN),
-               "bert.embeddings.position_embeddings.weight": rand(POSITIONS, HIDDEN),
-               "bert.embeddings.token_type_embeddings.weight": rand(2, HIDDEN),
-               **norm("bert.embeddings.LayerNorm"),
-               "bert.pooler.dense.weight": rand(HIDDEN, HIDDEN), "bert.pooler.dense.bias": rand(HIDDEN)}
+    weights = {
+        "bert.embeddings.word_embeddings.weight": rand(len(VOCAB), HIDDEN),
+        "bert.embeddings.position_embeddings.weight": rand(POSITIONS, HIDDEN),
+        "bert.embeddings.token_type_embeddings.weight": rand(2, HIDDEN),
+        **norm("bert.embeddings.LayerNorm"),
+        "bert.pooler.dense.weight": rand(HIDDEN, HIDDEN),
+        "bert.pooler.dense.bias": rand(HIDDEN),
+    }
     layer = "bert.encoder.layer.0."
     for name in ("query", "key", "value"):
         weights[f"{layer}attention.self.{name}.weight"] = rand(HIDDEN, HIDDEN)
         weights[f"{layer}attention.self.{name}.bias"] = rand(HIDDEN)
-    weights.update({f"{layer}attention.output.dense.weight": rand(HIDDEN, HIDDEN),
-                    f"{layer}attention.output.dense.bias": rand(HIDDEN),
-                    **norm(f"{layer}attention.output.LayerNorm"),
-                    f"{layer}intermediate.dense.weight": rand(INTERMEDIATE, HIDDEN),
-                    f"{layer}intermediate.dense.bias": rand(INTERMEDIATE),
-                    f"{layer}output.dense.weight": rand(HIDDEN, INTERMEDIATE),
-                    f"{layer}output.dense.bias": rand(HIDDEN),
-                    **norm(f"{layer}output.LayerNorm")})
+    weights.update(
+        {
+            f"{layer}attention.output.dense.weight": rand(HIDDEN, HIDDEN),
+            f"{layer}attention.output.dense.bias": rand(HIDDEN),
+            **norm(f"{layer}attention.output.LayerNorm"),
+            f"{layer}intermediate.dense.weight": rand(INTERMEDIATE, HIDDEN),
+            f"{layer}intermediate.dense.bias": rand(INTERMEDIATE),
+            f"{layer}output.dense.weight": rand(HIDDEN, INTERMEDIATE),
+            f"{layer}output.dense.bias": rand(HIDDEN),
+            **norm(f"{layer}output.LayerNorm"),
+        }
+    )
     save_file(weights, str(folder / "model.safetensors"))
     return weights
 
@@ -60,13 +76,15 @@ def test_hugging_face_folder_loads_offline_with_its_weights(tmp_path: Path) -> N
     assert preset_layout(tmp_path / "hf") == "transformers"
     backbone, tokenizer = load_preset(tmp_path / "hf")
     assert (backbone.num_layers, backbone.hidden_dim, backbone.max_sequence_length) == (1, HIDDEN, POSITIONS)
-    np.testing.assert_allclose(backbone.get_layer("token_embedding").embeddings.numpy(),
-                               weights["bert.embeddings.word_embeddings.weight"])
+    np.testing.assert_allclose(
+        backbone.get_layer("token_embedding").embeddings.numpy(), weights["bert.embeddings.word_embeddings.weight"]
+    )
     query = backbone.get_layer("transformer_layer_0")._self_attention_layer.query_dense.kernel
     expected = np.reshape(weights["bert.encoder.layer.0.attention.self.query.weight"].T, query.shape)
     np.testing.assert_allclose(query.numpy(), expected)
-    np.testing.assert_allclose(backbone.get_layer("embeddings_layer_norm").gamma.numpy(),
-                               weights["bert.embeddings.LayerNorm.weight"])
+    np.testing.assert_allclose(
+        backbone.get_layer("embeddings_layer_norm").gamma.numpy(), weights["bert.embeddings.LayerNorm.weight"]
+    )
     assert tokenizer.get_vocabulary() == VOCAB
     assert not tokenizer.lowercase  # tokenizer_config.json's do_lower_case is honoured
     assert np.asarray(tokenizer.tokenize("好电影abcd")).tolist() == [6, 8, 9, 11, 12]
@@ -102,13 +120,16 @@ def test_scratch_sizes() -> None:
         scratch_backbone("huge", 100)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: None, "not a local folder"),  # e.g. a hub preset name: never downloaded
-    (lambda d: d.mkdir(), "no config.json"),
-    (lambda d: (d.mkdir(), (d / "config.json").write_text('{"model_type": "gpt2"}')), "found model_type='gpt2'"),
-    (lambda d: (d.mkdir(), (d / "config.json").write_text('{"model_type": "bert"}')), "without vocab.txt"),
-    (lambda d: (d.mkdir(), (d / "config.json").write_text("{oops")), "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: None, "not a local folder"),  # e.g. a hub preset name: never downloaded
+        (lambda d: d.mkdir(), "no config.json"),
+        (lambda d: (d.mkdir(), (d / "config.json").write_text('{"model_type": "gpt2"}')), "found model_type='gpt2'"),
+        (lambda d: (d.mkdir(), (d / "config.json").write_text('{"model_type": "bert"}')), "without vocab.txt"),
+        (lambda d: (d.mkdir(), (d / "config.json").write_text("{oops")), "not valid JSON"),
+    ],
+)
 def test_bad_preset_folders_are_user_errors(tmp_path: Path, make, message: str) -> None:
     folder = tmp_path / "bert_base_en"
     make(folder)

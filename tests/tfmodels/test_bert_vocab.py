@@ -1,4 +1,5 @@
 """Scratch WordPiece vocabulary (CJK characters one by one, lowercased) and the pretraining text sources."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_every_character_of_a_large_alphabet_gets_a_token() -> None:
     import tensorflow as tf
 
     characters = [chr(0x4E00 + i) for i in range(1500)]
-    texts = ["".join(characters[i:i + 30]) for i in range(0, 1500, 30)] + ["的的的的"] * 20
+    texts = ["".join(characters[i : i + 30]) for i in range(0, 1500, 30)] + ["的的的的"] * 20
     vocab = compute_vocabulary(tf.data.Dataset.from_tensor_slices(texts), 4000)
     assert set(characters) <= set(vocab)
     assert not any(token.startswith("##") for token in vocab)  # "##的" is dead weight: never matched
@@ -46,7 +47,9 @@ def test_empty_text_has_no_vocabulary() -> None:
 
 
 def test_peoples_daily_is_untagged_and_cleaned() -> None:
-    assert untag("迈向/v  充满/v  希望/n  的/u  新/a  世纪/n  ——/w  一九九八年/t\n") == "迈向充满希望的新世纪——一九九八年"
+    assert (
+        untag("迈向/v  充满/v  希望/n  的/u  新/a  世纪/n  ——/w  一九九八年/t\n") == "迈向充满希望的新世纪——一九九八年"
+    )
     lines = []
     for line in extra_lines(PEOPLES_DAILY):
         lines.append(line)
@@ -62,8 +65,10 @@ def test_extra_text_file_and_bad_sources(tmp_path: Path) -> None:
     good.write_text("第一行 <b>加粗</b>\n\n   \n第二行&amp;\n", encoding="utf-8")
     assert list(extra_lines(str(good))) == ["第一行 加粗", "第二行&"]
     (tmp_path / "bad.txt").write_bytes("中文".encode("gbk"))
-    for source, message in [(str(tmp_path / "missing.txt"), "no such file"),
-                            ("builtin:nothing", "unknown builtin"),
-                            (str(tmp_path / "bad.txt"), "not UTF-8")]:
+    for source, message in [
+        (str(tmp_path / "missing.txt"), "no such file"),
+        ("builtin:nothing", "unknown builtin"),
+        (str(tmp_path / "bad.txt"), "not UTF-8"),
+    ]:
         with pytest.raises(UserError, match=message):
             check_sources([str(good), source])

@@ -1,4 +1,5 @@
 """Bad flags and missing inputs end in one readable line and exit code 1, never a traceback."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,10 +13,16 @@ from tests.support.cli import textclf
     ("args", "message"),
     [
         (["train", "lstm", "--data", "{missing}", "--out", "{tmp}/run"], "is not a prepared dataset"),
-        (["train", "lstm", "--data", "{data}", "--out", "{tmp}/run", "--epochs", "many"], "'many' is not a valid integer"),
+        (
+            ["train", "lstm", "--data", "{data}", "--out", "{tmp}/run", "--epochs", "many"],
+            "'many' is not a valid integer",
+        ),
         (["train", "lstm", "--data", "{data}", "--out", "{tmp}/run", "--epochs", "0"], "epochs must be at least 1"),
         (["train", "lstm", "--data", "{data}", "--out", "{tmp}/run", "--strategy", "tpu"], "'tpu' is not one of"),
-        (["train", "lstm", "--data", "{data}", "--out", "{tmp}/run", "--config", "{tmp}/bad.yaml"], "unknown hyperparameter 'lstm_unit'"),
+        (
+            ["train", "lstm", "--data", "{data}", "--out", "{tmp}/run", "--config", "{tmp}/bad.yaml"],
+            "unknown hyperparameter 'lstm_unit'",
+        ),
         (["evaluate", "{tmp}/nothing"], "is not a training run"),
         (["export", "{tmp}/nothing", "--model-base", "{tmp}/m", "--name", "x"], "is not a training run"),
     ],

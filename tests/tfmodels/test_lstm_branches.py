@@ -1,4 +1,5 @@
 """The LSTM family's second input: hashed character n-grams computed in-graph from the same `tokens` string."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,14 @@ def test_char_ngrams_span_words_follow_the_word_cap_and_pad_with_zero() -> None:
     ids = char_ngram_ids(words, 2, buckets).numpy()
     expected = tf.strings.to_hash_bucket_fast(["很", "好", "很好", "好", "新", "很", "好新", "新很"], buckets - 1) + 1
     h = dict(zip(["很", "好", "很好", "新", "好新", "新很"], expected.numpy()[[0, 1, 2, 4, 6, 7]]))
-    np.testing.assert_array_equal(ids, [[h["很"], h["好"], h["很好"], 0, 0],  # bigram across the word boundary
-                                        [h["好"], h["新"], h["很"], h["好新"], h["新很"]],  # only the first 3 words
-                                        [0] * 5])
+    np.testing.assert_array_equal(
+        ids,
+        [
+            [h["很"], h["好"], h["很好"], 0, 0],  # bigram across the word boundary
+            [h["好"], h["新"], h["很"], h["好新"], h["新很"]],  # only the first 3 words
+            [0] * 5,
+        ],
+    )
     assert ids.min() >= 0 and ids.max() < buckets
 
 
@@ -26,8 +32,7 @@ def test_preprocessor_feeds_both_inputs_and_an_empty_text_gives_finite_probabili
     from tfmodels.config import resolve
     from tfmodels.lstm_family import FAMILY, LSTMInputs, build_network
 
-    config = resolve(FAMILY.defaults, None, {"embedding_dim": 8, "lstm_units": 4, "ngram_dim": 4,
-                                             "ngram_buckets": 64})
+    config = resolve(FAMILY.defaults, None, {"embedding_dim": 8, "lstm_units": 4, "ngram_dim": 4, "ngram_buckets": 64})
     preprocessor = FAMILY._preprocessor(config, ["好", "很"])
     assert isinstance(preprocessor, LSTMInputs)
     inputs = preprocessor(tf.constant(["很 好", ""]))

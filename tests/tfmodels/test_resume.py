@@ -1,4 +1,5 @@
 """A run killed mid-epoch and started again with the same command resumes from its backup."""
+
 from __future__ import annotations
 
 import csv
@@ -18,11 +19,33 @@ pytestmark = pytest.mark.slow
 
 def test_killed_run_resumes_from_backup(prepared: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    args = ["train", "lstm", "--data", str(prepared), "--out", str(run), *SMALL,
-            "--epochs", "3", "--batch-size", "8", "--backup-every-steps", "5", "--patience", "9",
-            "--max-train-examples", "200"]
-    first = subprocess.Popen([sys.executable, "-m", "textclf", *args], cwd=ROOT, env=cli_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    args = [
+        "train",
+        "lstm",
+        "--data",
+        str(prepared),
+        "--out",
+        str(run),
+        *SMALL,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--backup-every-steps",
+        "5",
+        "--patience",
+        "9",
+        "--max-train-examples",
+        "200",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "textclf", *args],
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     backup = run / "backup" / "training_metadata.json"
     try:
         deadline = time.monotonic() + 120

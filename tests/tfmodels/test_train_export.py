@@ -1,5 +1,6 @@
 """End to end through the real CLI: MirroredStrategy over 2 logical CPUs trains, evaluates and exports;
 the export reloads in a fresh process and matches the Keras model; the gate refuses a worse model."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ print(json.dumps({k: plain(v.numpy().tolist()) for k, v in out.items()}))
 @pytest.fixture(scope="module")
 def mirrored_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "mirrored"
-    result = textclf("train", "lstm", "--data", str(prepared), "--out", str(run), *SMALL,
-                     env=cli_env(TEXTCLF_CPU_DEVICES="2"))
+    result = textclf(
+        "train", "lstm", "--data", str(prepared), "--out", str(run), *SMALL, env=cli_env(TEXTCLF_CPU_DEVICES="2")
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fresh start" in result.stdout
     assert "2 replica(s) (MirroredStrategy), global batch 64" in result.stdout
@@ -64,8 +66,14 @@ def test_export_round_trip_and_gate(mirrored_run: Path, prepared: Path, tmp_path
 
     # a fresh process with plain TensorFlow reads it; probabilities match the in-memory Keras model
     inputs = ["酒店 很 好吃 满意", "退货 失望 太差", "完全 没见过 的 词"]
-    reload = subprocess.run([sys.executable, "-c", RELOAD, str(v1), json.dumps(inputs, ensure_ascii=False)],
-                            env=cli_env(), capture_output=True, text=True, timeout=120, cwd=ROOT)
+    reload = subprocess.run(
+        [sys.executable, "-c", RELOAD, str(v1), json.dumps(inputs, ensure_ascii=False)],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert reload.returncode == 0, reload.stderr
     served = json.loads(reload.stdout.strip().splitlines()[-1])
 

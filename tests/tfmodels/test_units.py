@@ -1,5 +1,6 @@
 """Fast in-process checks of the pieces: vocabulary, word vectors, config layering, the in-graph lookup,
 bucketing and the learning-rate schedule."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -78,12 +79,30 @@ def test_bucketing_keeps_padding_within_a_bucket(tmp_path: Path) -> None:
     assert bucket_boundaries(64) == [8, 16, 24, 32, 48]
     texts = [" ".join(["词"] * n) for n in (1, 2, 3, 20, 21, 22, 60, 61)]
     ds = tf.data.Dataset.from_tensor_slices((texts, [0] * len(texts)))
-    batches = list(batched(ds, preprocessor=TokenIds(["词"], max_len=64), num_classes=2, global_batch=3,
-                           max_len=64, length_fn=word_count, bucketing=True))
+    batches = list(
+        batched(
+            ds,
+            preprocessor=TokenIds(["词"], max_len=64),
+            num_classes=2,
+            global_batch=3,
+            max_len=64,
+            length_fn=word_count,
+            bucketing=True,
+        )
+    )
     widths = sorted(int(x.shape[1]) for x, _ in batches)
     assert widths == [3, 22, 61]  # each batch padded only to its own longest text
-    padded = list(batched(ds, preprocessor=TokenIds(["词"], max_len=64, pad_to_max=True), num_classes=2,
-                          global_batch=3, max_len=64, length_fn=word_count, bucketing=False))
+    padded = list(
+        batched(
+            ds,
+            preprocessor=TokenIds(["词"], max_len=64, pad_to_max=True),
+            num_classes=2,
+            global_batch=3,
+            max_len=64,
+            length_fn=word_count,
+            bucketing=False,
+        )
+    )
     assert {int(x.shape[1]) for x, _ in padded} == {64}
 
 

@@ -1,13 +1,14 @@
 """Gateway test bed: tiny SavedModels (tiny_models.py), the REAL local model server (`textclf model-server`)
 as a subprocess on free loopback ports, and gateway apps pointed at it over REST or gRPC."""
+
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -42,13 +43,25 @@ class ModelServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = start([str(TEXTCLF), "model-server", f"--port={self.grpc_port}",
-                           f"--rest_api_port={self.rest_port}", f"--model_config_file={self.config_file}",
-                           *self.extra_flags],
-                          self.log_path)
+        self.proc = start(
+            [
+                str(TEXTCLF),
+                "model-server",
+                f"--port={self.grpc_port}",
+                f"--rest_api_port={self.rest_port}",
+                f"--model_config_file={self.config_file}",
+                *self.extra_flags,
+            ],
+            self.log_path,
+        )
         try:
-            wait_until(lambda: all(self._available(model) for model in MODELS), timeout_s=120, proc=self.proc,
-                       what="model server", log=self.log_path)
+            wait_until(
+                lambda: all(self._available(model) for model in MODELS),
+                timeout_s=120,
+                proc=self.proc,
+                what="model server",
+                log=self.log_path,
+            )
         except BaseException:
             self.stop()
             raise
@@ -92,7 +105,9 @@ def start_model_server(model_base: Path) -> Iterator:
     servers: list[ModelServer] = []
 
     def start(*extra_flags: str) -> ModelServer:
-        server = ModelServer(model_base / "models.config", model_base / f"model_server_{len(servers)}.log", *extra_flags)
+        server = ModelServer(
+            model_base / "models.config", model_base / f"model_server_{len(servers)}.log", *extra_flags
+        )
         servers.append(server)
         server.start()
         return server

@@ -1,5 +1,6 @@
 """TF Serving dies: the gateway answers 503 JSON, opens its circuit (fails fast), reports not ready, and
 recovers by itself when TF Serving is back. Uses the shared model server and restarts it."""
+
 from __future__ import annotations
 
 import time

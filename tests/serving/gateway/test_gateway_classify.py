@@ -1,4 +1,5 @@
 """POST /v1/classify and friends against the REAL local model server, over REST and gRPC."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,9 @@ def openapi(make_client):
 
 def test_classify_tokens_model_segments_with_jieba(make_client, upstream_kwargs, openapi):
     client = make_client(**upstream_kwargs)
-    answer = classify(client, openapi, model="news", texts=["我喜欢看足球", "我买了电脑", "银行股票大涨"],
-                      version_label="stable")
+    answer = classify(
+        client, openapi, model="news", texts=["我喜欢看足球", "我买了电脑", "银行股票大涨"], version_label="stable"
+    )
     assert answer.status_code == 200, answer.get_json()
     body = answer.get_json()
     assert body["model"] == "news" and body["version"] == 1
@@ -56,7 +58,9 @@ def test_versions_and_labels(make_client, upstream_kwargs, openapi):
 
 def test_top_k_names_every_column_when_the_model_exports_class_names(make_client, upstream_kwargs, openapi):
     client = make_client(**upstream_kwargs)
-    result = classify(client, openapi, model="news", texts=["足球 股票 股票"], top_k=3, version=1).get_json()["results"][0]
+    result = classify(client, openapi, model="news", texts=["足球 股票 股票"], top_k=3, version=1).get_json()[
+        "results"
+    ][0]
     assert [item["label"] for item in result["top_k"]] == ["财经", "体育", "科技"]
     scores = [item["score"] for item in result["top_k"]]
     assert scores == sorted(scores, reverse=True) and sum(scores) == pytest.approx(1.0, abs=1e-5)
@@ -70,11 +74,14 @@ def test_top_k_is_capped_by_the_number_of_classes(make_client, openapi):
     assert len(result["top_k"]) == 3
 
 
-@pytest.mark.parametrize("body, code", [
-    ({"model": "nope", "texts": ["x"]}, "model_not_found"),  # not in the gateway's model list
-    ({"model": "news", "texts": ["x"], "version": 99}, "model_not_found"),  # TF Serving: NOT_FOUND
-    ({"model": "news", "texts": ["x"], "version_label": "beta"}, "model_not_found"),  # unknown label
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"model": "nope", "texts": ["x"]}, "model_not_found"),  # not in the gateway's model list
+        ({"model": "news", "texts": ["x"], "version": 99}, "model_not_found"),  # TF Serving: NOT_FOUND
+        ({"model": "news", "texts": ["x"], "version_label": "beta"}, "model_not_found"),  # unknown label
+    ],
+)
 def test_unknown_model_version_or_label_is_404_json(make_client, upstream_kwargs, openapi, body, code):
     answer = classify(make_client(**upstream_kwargs), openapi, **body)
     assert answer.status_code == 404
@@ -84,7 +91,10 @@ def test_unknown_model_version_or_label_is_404_json(make_client, upstream_kwargs
 def test_unlisted_model_reaches_tf_serving_when_no_model_list_is_configured(make_client, openapi):
     answer = classify(make_client(models=()), openapi, model="ghost", texts=["x"])
     assert answer.status_code == 404
-    assert "Servable not found" in answer.get_json()["error"]["message"] or "ghost" in answer.get_json()["error"]["message"]
+    assert (
+        "Servable not found" in answer.get_json()["error"]["message"]
+        or "ghost" in answer.get_json()["error"]["message"]
+    )
 
 
 def test_models_readyz_and_metrics(make_client, upstream_kwargs, openapi):

@@ -1,5 +1,6 @@
 """`textclf serve` as a real subprocess (gRPC upstream) and `textclf predict` through it and through
 TF Serving's REST API directly."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,24 @@ def gateway_url(model_server, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(TEXTCLF), "serve", "--port", str(port), "--tfserving-grpc", model_server.grpc_target,
-             "--model", "news", "--model", "chars", "--max-texts", "8"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TEXTCLF_API_KEYS": "s3cret"})
+            [
+                str(TEXTCLF),
+                "serve",
+                "--port",
+                str(port),
+                "--tfserving-grpc",
+                model_server.grpc_target,
+                "--model",
+                "news",
+                "--model",
+                "chars",
+                "--max-texts",
+                "8",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TEXTCLF_API_KEYS": "s3cret"},
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -50,12 +66,19 @@ def gateway_url(model_server, tmp_path_factory):
 
 
 def test_serve_subprocess_classifies_over_http(gateway_url):
-    answer = requests.post(gateway_url + "/v1/classify", json={"model": "news", "texts": ["看足球"], "top_k": 2},
-                           headers={"X-API-Key": "s3cret", "X-Request-ID": "cli-1"}, timeout=10)
+    answer = requests.post(
+        gateway_url + "/v1/classify",
+        json={"model": "news", "texts": ["看足球"], "top_k": 2},
+        headers={"X-API-Key": "s3cret", "X-Request-ID": "cli-1"},
+        timeout=10,
+    )
     assert answer.status_code == 200, answer.text
     assert answer.headers["X-Request-ID"] == "cli-1"
     assert answer.json()["results"][0]["label"] == "体育"
-    assert requests.post(gateway_url + "/v1/classify", json={"model": "news", "texts": ["x"]}, timeout=10).status_code == 401
+    assert (
+        requests.post(gateway_url + "/v1/classify", json={"model": "news", "texts": ["x"]}, timeout=10).status_code
+        == 401
+    )
     assert requests.get(gateway_url + "/readyz", timeout=10).json()["ready"] is True
 
 
@@ -66,12 +89,32 @@ def write(path: Path, text: str) -> Path:
 
 def test_predict_jsonl_through_the_gateway(gateway_url, tmp_path):
     rows = ["我喜欢看足球", "我买了电脑", "银行股票大涨"] * 7  # 21 rows: several batches of 8
-    source = write(tmp_path / "in.jsonl", "".join(json.dumps({"body": t}, ensure_ascii=False) + "\n" for t in rows)
-                   + "not json\n")
+    source = write(
+        tmp_path / "in.jsonl", "".join(json.dumps({"body": t}, ensure_ascii=False) + "\n" for t in rows) + "not json\n"
+    )
     out = tmp_path / "out" / "pred.jsonl"
-    result = CliRunner().invoke(cli, ["predict", "--input", str(source), "--output", str(out), "--model", "news",
-                                      "--gateway", gateway_url, "--api-key", "s3cret", "--text-key", "body",
-                                      "--batch-size", "8", "--top-k", "2"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--model",
+            "news",
+            "--gateway",
+            gateway_url,
+            "--api-key",
+            "s3cret",
+            "--text-key",
+            "body",
+            "--batch-size",
+            "8",
+            "--top-k",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "21 rows classified, 1 unreadable" in result.output
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -83,8 +126,22 @@ def test_predict_jsonl_through_the_gateway(gateway_url, tmp_path):
 def test_predict_tsv_straight_through_tf_serving_rest(model_server, tmp_path):
     source = write(tmp_path / "in.tsv", "id\tcontent\n1\t<b>手机</b>很好\n2\t看足球\n")
     out = tmp_path / "pred.tsv"
-    result = CliRunner().invoke(cli, ["predict", "--input", str(source), "--output", str(out), "--model", "chars",
-                                      "--tfserving-rest", model_server.rest_url, "--text-col", "content"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--model",
+            "chars",
+            "--tfserving-rest",
+            model_server.rest_url,
+            "--text-col",
+            "content",
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
     assert table[0] == ["text", "label", "score", "error"]

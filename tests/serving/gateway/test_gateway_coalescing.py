@@ -3,12 +3,14 @@
 `Gate` wraps the real client only to hold the first call until the other threads have queued behind it
 (so the merge is deterministic) and to count calls; every answer still comes from TF Serving's API.
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 
@@ -36,8 +38,9 @@ class Gate:
     def open(self) -> None:
         self.opened.set()
 
-    def predict(self, model: str, version: int, input_name: str, values: Sequence[str],
-                outputs: Sequence[str]) -> dict[str, list[Any]]:
+    def predict(
+        self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]
+    ) -> dict[str, list[Any]]:
         self.sizes.append(len(values))
         if len(self.sizes) == 1:
             self.opened.wait(30)
@@ -64,6 +67,7 @@ def max_batch_4_upstream(model_base, start_model_server):
 
 def _predict_all(upstream: Any, texts: list[list[str]], gate: Gate | None = None) -> list[Any]:
     """Each text list from its own thread, queued in list order; the gate opens once all have queued."""
+
     def one(values: list[str]) -> Any:
         try:
             return upstream.predict("news", 1, "tokens", values, OUTPUTS)

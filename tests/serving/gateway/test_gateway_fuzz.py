@@ -5,6 +5,7 @@ In-process Flask test client, real gRPC upstream client, real local model server
 Bounded: a fixed number of examples per property and a per-example deadline; the total count of cases
 run is printed at the end of the module.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,28 +16,49 @@ from hypothesis import strategies as st
 
 pytestmark = pytest.mark.slow
 
-FUZZ = settings(max_examples=80, deadline=5000, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=80,
+    deadline=5000,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 CASES = {"count": 0}
 
 # every script and symbol class a client might send: CJK, Latin, Cyrillic, Arabic, emoji, combining marks,
 # controls, private use, surrogates-free text (JSON can carry lone surrogates as \ud800 escapes: see below)
-TEXT = st.text(st.characters(codec="utf-8"), max_size=60) | st.sampled_from([
-    "这家酒店很好 👍🏻", "Ünïcödé 和 中文 mixed ١٢٣ русский", "<b>好评</b>&amp;", "\u200b\u200d\ufeff", " ",
-    "👨‍👩‍👧‍👦" * 20, "a\x00b", "\ud7ff\ue000", "足球 比赛"])
+TEXT = st.text(st.characters(codec="utf-8"), max_size=60) | st.sampled_from(
+    [
+        "这家酒店很好 👍🏻",
+        "Ünïcödé 和 中文 mixed ١٢٣ русский",
+        "<b>好评</b>&amp;",
+        "\u200b\u200d\ufeff",
+        " ",
+        "👨‍👩‍👧‍👦" * 20,
+        "a\x00b",
+        "\ud7ff\ue000",
+        "足球 比赛",
+    ]
+)
 JSON_SCALAR = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
-JSON_ANY = st.recursive(JSON_SCALAR, lambda inner: st.lists(inner, max_size=4)
-                        | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+JSON_ANY = st.recursive(
+    JSON_SCALAR,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 MODEL = st.sampled_from(["news", "chars", "nope", "", "../etc", "news/1", "x" * 200]) | JSON_ANY
-TEXTS = (st.lists(TEXT, min_size=0, max_size=8) | st.lists(JSON_ANY, max_size=4) | JSON_ANY
-         | st.integers(250, 3000).map(lambda n: ["好"] * n)  # around max_texts, and thousands
-         | st.integers(9_990, 10_010).map(lambda n: ["字" * n]))  # around max_text_chars
+TEXTS = (
+    st.lists(TEXT, min_size=0, max_size=8)
+    | st.lists(JSON_ANY, max_size=4)
+    | JSON_ANY
+    | st.integers(250, 3000).map(lambda n: ["好"] * n)  # around max_texts, and thousands
+    | st.integers(9_990, 10_010).map(lambda n: ["字" * n])
+)  # around max_text_chars
 OPTIONAL_INT = st.none() | st.integers() | st.integers(-2, 60) | JSON_SCALAR
 CLASSIFY = st.fixed_dictionaries(
     {"model": MODEL, "texts": TEXTS},
-    optional={"top_k": OPTIONAL_INT, "version": OPTIONAL_INT, "version_label": MODEL,
-              "extra": JSON_ANY})
+    optional={"top_k": OPTIONAL_INT, "version": OPTIONAL_INT, "version_label": MODEL, "extra": JSON_ANY},
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +107,11 @@ def test_classify_shaped_json(client, payload):
 
 
 @settings(FUZZ, max_examples=25)
-@given(payload=JSON_ANY, escape=st.sampled_from(["\\ud800", "\\udfff", "\\u0000", "\\\\x"]),
-       content_type=st.sampled_from(["application/json", "text/plain", "", "application/json; charset=latin-1"]))
+@given(
+    payload=JSON_ANY,
+    escape=st.sampled_from(["\\ud800", "\\udfff", "\\u0000", "\\\\x"]),
+    content_type=st.sampled_from(["application/json", "text/plain", "", "application/json; charset=latin-1"]),
+)
 def test_odd_json_and_headers(client, payload, escape, content_type):
     # lone surrogates are legal JSON escapes but not encodable text: put one inside a text
     sent = {"model": "news", "texts": ["好" + "ESC"]}

@@ -1,4 +1,5 @@
 """The gateway never imports TensorFlow, Keras or tfmodels (fast start, slim image), yet speaks gRPC."""
+
 from __future__ import annotations
 
 import json
@@ -31,4 +32,3 @@ def test_gateway_imports_no_tensorflow():
     protos = [m for m in report["loaded"] if m.endswith("_pb2")]
     assert protos and all(any(p.startswith(m + ".") for p in protos) for m in report["loaded"] if m not in protos)
     assert report["jieba"]  # the dictionary is loaded when the app is created, not on the first request
-

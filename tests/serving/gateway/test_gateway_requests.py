@@ -1,4 +1,5 @@
 """Bad requests get 4xx JSON with a stable code, never a 500; limits, API keys, request IDs, OpenAPI."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,31 +25,34 @@ def error_of(answer) -> str:
     return body["error"]["code"]
 
 
-@pytest.mark.parametrize("data, status, code", [
-    (b"{", 400, "bad_json"),
-    (b"", 400, "bad_json"),
-    (b"\xff\xfe{}", 400, "bad_json"),  # not UTF-8
-    (b'{"model": "news", "texts": ["\xe4"]}', 400, "bad_json"),  # a broken UTF-8 sequence inside
-    (b"[" * 100_000, 413, "body_too_large"),
-    (b"[]", 422, "invalid_request"),
-    (b'"text"', 422, "invalid_request"),
-    (b'{"texts": ["x"]}', 422, "invalid_request"),
-    (b'{"model": 3, "texts": ["x"]}', 422, "invalid_request"),
-    (b'{"model": "../etc", "texts": ["x"]}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": "x"}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": []}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": [1]}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": ["\\ud800"]}', 422, "invalid_request"),  # a lone surrogate escape
-    (b'{"model": "news", "texts": ["x"], "top_k": 0}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": ["x"], "top_k": true}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": ["x"], "top_k": 1.5}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": ["x"], "version": -1}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": ["x"], "version": 99999999999999999999999}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": ["x"], "version": 1, "version_label": "stable"}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": ["x"], "colour": "red"}', 422, "invalid_request"),
-    (b'{"model": "news", "texts": ["a", "b", "c", "d"]}', 422, "too_many_texts"),
-    (b'{"model": "news", "texts": ["' + "长" .encode() * 21 + b'"]}', 422, "text_too_long"),
-])
+@pytest.mark.parametrize(
+    "data, status, code",
+    [
+        (b"{", 400, "bad_json"),
+        (b"", 400, "bad_json"),
+        (b"\xff\xfe{}", 400, "bad_json"),  # not UTF-8
+        (b'{"model": "news", "texts": ["\xe4"]}', 400, "bad_json"),  # a broken UTF-8 sequence inside
+        (b"[" * 100_000, 413, "body_too_large"),
+        (b"[]", 422, "invalid_request"),
+        (b'"text"', 422, "invalid_request"),
+        (b'{"texts": ["x"]}', 422, "invalid_request"),
+        (b'{"model": 3, "texts": ["x"]}', 422, "invalid_request"),
+        (b'{"model": "../etc", "texts": ["x"]}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": "x"}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": []}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": [1]}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": ["\\ud800"]}', 422, "invalid_request"),  # a lone surrogate escape
+        (b'{"model": "news", "texts": ["x"], "top_k": 0}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": ["x"], "top_k": true}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": ["x"], "top_k": 1.5}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": ["x"], "version": -1}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": ["x"], "version": 99999999999999999999999}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": ["x"], "version": 1, "version_label": "stable"}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": ["x"], "colour": "red"}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": ["a", "b", "c", "d"]}', 422, "too_many_texts"),
+        (b'{"model": "news", "texts": ["' + "长".encode() * 21 + b'"]}', 422, "text_too_long"),
+    ],
+)
 def test_bad_bodies_get_json_errors(client, openapi, data, status, code):
     answer = client.post("/v1/classify", data=data, content_type="application/json")
     assert answer.status_code == status, answer.get_data(as_text=True)

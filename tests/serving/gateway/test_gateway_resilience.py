@@ -1,5 +1,6 @@
 """Circuit breaker, retries and the signature cache on a fake clock (pure logic, no server: the fake
 upstream below stands in for TF Serving only to count calls; the real thing is in test_gateway_breaker)."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,9 +38,11 @@ class FlakyUpstream:
 def test_breaker_cycle():
     clock, states = Clock(), []
     breaker = CircuitBreaker(2, 5.0, on_change=states.append, clock=clock)
-    breaker.allow(); breaker.record_failure()
+    breaker.allow()
+    breaker.record_failure()
     assert breaker.state == CLOSED
-    breaker.allow(); breaker.record_failure()
+    breaker.allow()
+    breaker.record_failure()
     assert breaker.state == OPEN
     with pytest.raises(ApiError) as raised:
         breaker.allow()
@@ -52,7 +55,8 @@ def test_breaker_cycle():
     breaker.record_failure()
     assert breaker.state == OPEN  # a failed trial re-opens at once
     clock.now += 5.0
-    breaker.allow(); breaker.record_success()
+    breaker.allow()
+    breaker.record_success()
     assert breaker.state == CLOSED
     assert states == [OPEN, HALF_OPEN, OPEN, HALF_OPEN, CLOSED]
 
@@ -64,7 +68,9 @@ def test_retries_only_unavailable_with_growing_backoff():
     guarded = GuardedUpstream(flaky, breaker, retries=2, backoff_s=0.1, sleep=sleeps.append)
     assert guarded.status("m") == [] and flaky.calls == 3 and sleeps == [0.1, 0.2]
 
-    exhausted = GuardedUpstream(FlakyUpstream(*["unavailable"] * 5), breaker, retries=2, backoff_s=0.1, sleep=sleeps.append)
+    exhausted = GuardedUpstream(
+        FlakyUpstream(*["unavailable"] * 5), breaker, retries=2, backoff_s=0.1, sleep=sleeps.append
+    )
     with pytest.raises(UpstreamError):
         exhausted.status("m")
     assert exhausted.inner.calls == 3

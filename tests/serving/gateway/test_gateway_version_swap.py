@@ -3,6 +3,7 @@ NOT_FOUND must prepare the texts for the NEW version's signature, which may take
 
 Real model server (file-system polling), real gateway app over REST and gRPC; no fakes.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,8 +23,11 @@ def test_retry_after_unload_prepares_input_for_the_new_signature(tmp_path, proto
     base = tmp_path / MODEL
     publish_tiny_version(base, 1)  # `tokens` input: jieba words
     with model_server(base, tmp_path) as server:
-        upstream = ({"tfserving_rest": server.rest} if protocol == "rest"
-                    else {"tfserving_grpc": f"127.0.0.1:{server.grpc_port}"})
+        upstream = (
+            {"tfserving_rest": server.rest}
+            if protocol == "rest"
+            else {"tfserving_grpc": f"127.0.0.1:{server.grpc_port}"}
+        )
         app = create_app(GatewayConfig(models=(MODEL,), metadata_ttl_s=600, **upstream))
         client = app.test_client()
         try:

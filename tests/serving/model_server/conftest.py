@@ -1,4 +1,5 @@
 """The local model server as a real subprocess on free loopback ports, killed at teardown."""
+
 from __future__ import annotations
 
 import subprocess
@@ -19,11 +20,17 @@ class ServerProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen = start(
             [str(TEXTCLF), "model-server", f"--port={self.grpc_port}", "--rest_api_port", str(self.rest_port), *args],
-            log_path)
+            log_path,
+        )
 
     def wait_ready(self, model: str, timeout: float = 90) -> None:
-        wait_until(lambda: requests.get(f"{self.url}/v1/models/{model}", timeout=1).status_code == 200,
-                   timeout_s=timeout, proc=self.proc, what="model server", log=self.log_path)
+        wait_until(
+            lambda: requests.get(f"{self.url}/v1/models/{model}", timeout=1).status_code == 200,
+            timeout_s=timeout,
+            proc=self.proc,
+            what="model server",
+            log=self.log_path,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -1,4 +1,5 @@
 """The local model server as clients see it: REST JSON and the official gRPC stubs against a real process."""
+
 from __future__ import annotations
 
 import time
@@ -8,8 +9,13 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from tests.support.half_plus_two import export_half_plus_two
 
@@ -25,8 +31,16 @@ def server(tmp_path_factory, start_server):
     (base / "notes").mkdir()
     monitoring = base.parent / "monitoring.config"
     monitoring.write_text('prometheus_config { enable: true, path: "/metrics/tf" }')
-    server = start_server(["--model_name=half", f"--model_base_path={base}", "--file_system_poll_wait_seconds=1",
-                           f"--monitoring_config_file={monitoring}", "--enable_profiler=false"], "half")
+    server = start_server(
+        [
+            "--model_name=half",
+            f"--model_base_path={base}",
+            "--file_system_poll_wait_seconds=1",
+            f"--monitoring_config_file={monitoring}",
+            "--enable_profiler=false",
+        ],
+        "half",
+    )
     server.base = base
     return server
 
@@ -40,8 +54,11 @@ def stubs(server):
 
 def test_status_reports_leading_zero_version_as_available(server):
     body = requests.get(f"{server.url}/v1/models/half").json()
-    assert body == {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert body == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     assert requests.get(f"{server.url}/v1/models/half/versions/1").status_code == 200
 
 
@@ -65,25 +82,38 @@ def test_predict_row_and_columnar(server):
 def test_predict_strings_and_multiple_outputs(server):
     body = {"signature_name": "echo", "instances": ["ab", "中文", {"b64": "eHk="}]}
     rows = requests.post(f"{server.url}/v1/models/half:predict", json=body).json()
-    assert rows == {"predictions": [{"length": 2, "upper": "AB"}, {"length": 2, "upper": "中文"},
-                                    {"length": 2, "upper": "XY"}]}
-    cols = requests.post(f"{server.url}/v1/models/half:predict",
-                         json={"signature_name": "echo", "inputs": ["ab"]}).json()
+    assert rows == {
+        "predictions": [{"length": 2, "upper": "AB"}, {"length": 2, "upper": "中文"}, {"length": 2, "upper": "XY"}]
+    }
+    cols = requests.post(
+        f"{server.url}/v1/models/half:predict", json={"signature_name": "echo", "inputs": ["ab"]}
+    ).json()
     assert cols == {"outputs": {"length": [2], "upper": ["AB"]}}
 
 
-@pytest.mark.parametrize("path, payload, status, message", [
-    ("/v1/models/nope:predict", b'{"instances": [1.0]}', 404, "Servable not found for request: Latest(nope)"),
-    ("/v1/models/half/versions/7:predict", b'{"instances": [1.0]}', 404,
-     "Servable not found for request: Specific(half, 7)"),
-    ("/v1/models/half:predict", b'{"instances": [1.0,', 400, "JSON Parse error"),
-    ("/v1/models/half:predict", b"", 400, "JSON Parse error: The document is empty"),
-    ("/v1/models/half:predict", b'{"instances": ["a"]}', 400, "is not of expected type: float"),
-    ("/v1/models/half:predict", b'{"instances": [[1.0]]}', 400, "incompatible"),
-    ("/v1/models/half:predict", b'{"values": [1.0]}', 400, "Missing 'inputs' or 'instances' key"),
-    ("/v1/models/half/labels/stable:predict", b'{"instances": [1.0]}', 400,
-     "Unrecognized servable version label: stable"),
-])
+@pytest.mark.parametrize(
+    "path, payload, status, message",
+    [
+        ("/v1/models/nope:predict", b'{"instances": [1.0]}', 404, "Servable not found for request: Latest(nope)"),
+        (
+            "/v1/models/half/versions/7:predict",
+            b'{"instances": [1.0]}',
+            404,
+            "Servable not found for request: Specific(half, 7)",
+        ),
+        ("/v1/models/half:predict", b'{"instances": [1.0,', 400, "JSON Parse error"),
+        ("/v1/models/half:predict", b"", 400, "JSON Parse error: The document is empty"),
+        ("/v1/models/half:predict", b'{"instances": ["a"]}', 400, "is not of expected type: float"),
+        ("/v1/models/half:predict", b'{"instances": [[1.0]]}', 400, "incompatible"),
+        ("/v1/models/half:predict", b'{"values": [1.0]}', 400, "Missing 'inputs' or 'instances' key"),
+        (
+            "/v1/models/half/labels/stable:predict",
+            b'{"instances": [1.0]}',
+            400,
+            "Unrecognized servable version label: stable",
+        ),
+    ],
+)
 def test_rest_errors(server, path, payload, status, message):
     answer = requests.post(f"{server.url}{path}", data=payload)
     assert answer.status_code == status
@@ -139,8 +169,7 @@ def test_grpc_metadata_and_status(stubs):
     signatures = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signatures)
     assert {"serving_default", "echo"} <= set(signatures.signature_def)  # TF Serving lists __saved_model_init_op too
-    status = models.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(
-        model_spec={"name": "half"}), timeout=20)
+    status = models.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "half"}), timeout=20)
     assert [(s.version, s.state) for s in status.model_version_status] == [(1, 30)]  # 30 = AVAILABLE
 
 
@@ -166,5 +195,6 @@ def test_new_version_is_picked_up_and_old_one_unloaded(server):
     assert [(s["version"], s["state"]) for s in states] == [("2", "AVAILABLE"), ("1", "END")]
     answer = requests.post(f"{server.url}/v1/models/half:predict", json={"instances": [2.0]})
     assert answer.json() == {"predictions": [3.0]}
-    assert requests.post(f"{server.url}/v1/models/half/versions/1:predict",
-                         json={"instances": [2.0]}).status_code == 404
+    assert (
+        requests.post(f"{server.url}/v1/models/half/versions/1:predict", json={"instances": [2.0]}).status_code == 404
+    )

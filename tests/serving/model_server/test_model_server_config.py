@@ -1,4 +1,5 @@
 """Config files as tensorflow_model_server reads them: ModelServerConfig, BatchingParameters, bad text."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -17,9 +18,20 @@ pytestmark = pytest.mark.slow
 def test_unparsable_model_config_fails_like_tf_serving(tmp_path):
     config = tmp_path / "models.config"
     config.write_text('model_config_list { config { name: "half" base_path: } }')
-    done = subprocess.run([str(TEXTCLF), "model-server", "--port=0", "--grpc_socket_path", str(tmp_path / "s"),
-                           f"--model_config_file={config}"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    done = subprocess.run(
+        [
+            str(TEXTCLF),
+            "model-server",
+            "--port=0",
+            "--grpc_socket_path",
+            str(tmp_path / "s"),
+            f"--model_config_file={config}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert done.returncode != 0
     assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in done.stderr
     assert "Traceback" not in done.stderr
@@ -38,10 +50,19 @@ def test_config_file_with_label_and_batching(tmp_path, start_server):
       }}
     }}''')
     batching = tmp_path / "batching.config"
-    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 20000 }\n"
-                        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 100 }\n")
-    server = start_server([f"--model_config_file={config}", "--enable_batching",
-                           f"--batching_parameters_file={batching}", "--rest_api_timeout_in_ms=20000"], "half")
+    batching.write_text(
+        "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 20000 }\n"
+        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 100 }\n"
+    )
+    server = start_server(
+        [
+            f"--model_config_file={config}",
+            "--enable_batching",
+            f"--batching_parameters_file={batching}",
+            "--rest_api_timeout_in_ms=20000",
+        ],
+        "half",
+    )
 
     def call(x: float) -> list:
         answer = requests.post(f"{server.url}/v1/models/half/labels/stable:predict", json={"instances": [x, x + 1]})
