@@ -1,0 +1,42 @@
+"""Contract 2 (tfmodels -> TF Serving -> gateway): the names a served textclf version is read by.
+
+Its home is `serving/` because the consumers define it: TF Serving fixes the version folders and the
+warm-up path, the gateway needs the input and output names. The exporter conforms by importing this
+module. It imports only the standard library, so neither the gateway (no TensorFlow) nor the exporter
+pulls in anything of the other by reading it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SIGNATURE = "serving_default"
+
+# The one input of `serving_default`, tf.string [batch]; its name tells the gateway what to send.
+TOKENS_INPUT = "tokens"  # jieba words joined by one space (LSTM family)
+TEXT_INPUT = "text"  # cleaned raw text; tokenized in-graph (BERT family)
+
+# Outputs: column i of PROBABILITIES is label id i; CLASS_NAMES names every column on every row (top-k
+# without side files); LABEL names the argmax and TOP_SCORE is its probability.
+PROBABILITIES = "probabilities"
+LABEL = "label"
+TOP_SCORE = "top_score"
+CLASS_NAMES = "class_names"
+
+# Inside a version folder.
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"  # PredictionLog TFRecord, TF Serving's own path
+CARD_FILE = "assets.extra/model_card.json"
+
+
+def versions_on_disk(model_dir: Path) -> dict[int, Path]:
+    """Integer-named folders, as TF Serving's file system source lists them: leading zeros allowed
+    ("00000123" is 123, the first spelling wins); "."-prefixed temp folders, other names and non-ASCII
+    digits ("²", which str.isdigit accepts) are not versions."""
+    found: dict[int, Path] = {}
+    if not model_dir.is_dir():
+        return found
+    for child in sorted(model_dir.iterdir()):
+        if not (child.name.isascii() and child.name.isdigit()) or not child.is_dir():
+            continue
+        found.setdefault(int(child.name), child)
+    return found
