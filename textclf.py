@@ -3,7 +3,7 @@ so `textclf serve` never pays for (or imports) TensorFlow."""
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 
 import click
 
@@ -18,7 +18,9 @@ COMMANDS = {
     "train": "tfmodels.cli:train",
     "evaluate": "tfmodels.cli:evaluate",
     "export": "tfmodels.cli:export",
-    "pretrain-mlm": "tfmodels.bert_cli:pretrain_mlm",
+    # top level, not under `train` (tfmodels.family.FAMILIES): it writes a preset for `train bert --preset`,
+    # not a run folder that evaluate and export read
+    "pretrain-mlm": "tfmodels.bert.cli:pretrain_mlm",
 }
 
 
@@ -30,10 +32,7 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module, attribute = target.split(":")
-        return getattr(importlib.import_module(module), attribute)
+        return None if target is None else pkgutil.resolve_name(target)
 
     def invoke(self, ctx: click.Context):
         try:

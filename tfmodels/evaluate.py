@@ -15,11 +15,9 @@ import numpy as np
 
 from data_prep.atomic import write_bytes, write_text
 from data_prep.dataset_format import read_meta
-from tfmodels.config import read_config
-from tfmodels.family import Built, get_family
-
-REPORT_DIR = "report"
-METRICS_FILE = "metrics.json"
+from tfmodels.config import TrainConfig
+from tfmodels.family import Built, read_run
+from tfmodels.run_dir import RunDir
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -41,7 +39,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[
 
 def predict_split(
     built: Built,
-    config: dict[str, Any],
+    config: TrainConfig,
     family_input: str,
     length_fn: Any,
     data_dir: Path,
@@ -57,10 +55,10 @@ def predict_split(
         read_split(data_dir, split, family_input),
         preprocessor=built.preprocessor,
         num_classes=num_classes,
-        global_batch=config["batch_size"],
-        max_len=config["max_len"],
+        global_batch=config.batch_size,
+        max_len=config.max_len,
         length_fn=length_fn,
-        bucketing=config["bucketing"],
+        bucketing=config.bucketing,
     )
     ys, probs = [], []
     for x, y in ds:
@@ -75,7 +73,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _plots(report: Path, run_dir: Path, confusion: list[list[int]], labels: list[str]) -> None:
+def _plots(run: RunDir, confusion: list[list[int]], labels: list[str]) -> None:
     import csv
 
     import matplotlib
@@ -93,12 +91,11 @@ def _plots(report: Path, run_dir: Path, confusion: list[list[int]], labels: list
     for i, row in enumerate(confusion):
         for j, value in enumerate(row):
             ax.text(j, i, str(value), ha="center", va="center", fontsize=8)
-    write_bytes(report / "confusion.png", _png(fig))
+    write_bytes(run.confusion_plot, _png(fig))
     plt.close(fig)
 
-    history = run_dir / "history.csv"
-    if history.is_file():
-        with history.open(newline="") as f:
+    if run.history.is_file():
+        with run.history.open(newline="") as f:
             rows = list(csv.DictReader(f))
         fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
         epochs = [int(r["epoch"]) + 1 for r in rows]
@@ -112,27 +109,24 @@ def _plots(report: Path, run_dir: Path, confusion: list[list[int]], labels: list
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_title(key)
             ax.legend()
-        write_bytes(report / "curves.png", _png(fig))
+        write_bytes(run.curves_plot, _png(fig))
         plt.close(fig)
 
 
 def evaluate_run(run_dir: Path, *, built: Built | None = None) -> dict[str, Any]:
     """Evaluate RUN_DIR's model and the baseline on the test split; write RUN_DIR/report/; return metrics."""
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    family = get_family(config["family"])
-    data_dir = Path(config["data"])
+    run = RunDir(run_dir)
+    family, config = read_run(run)
+    data_dir = Path(config.data)
     labels = list(read_meta(data_dir)["labels"])
     if built is None:
-        from tfmodels.train import MODEL_DIR
-
-        built = family.load(run_dir / MODEL_DIR, config)
+        built = family.load(run.model, config)
     y_true, probs = predict_split(built, config, family.input_feature, family.length_fn, data_dir, "test", len(labels))
     model = classification_metrics(y_true, probs.argmax(axis=1), labels)
 
     from tfmodels.baseline import baseline_predictions
 
-    base_true, base_pred = baseline_predictions(data_dir, seed=config["seed"])
+    base_true, base_pred = baseline_predictions(data_dir, seed=config.seed)
     baseline = classification_metrics(base_true, base_pred, labels)
     metrics = {
         "family": family.name,
@@ -141,19 +135,18 @@ def evaluate_run(run_dir: Path, *, built: Built | None = None) -> dict[str, Any]
         "baseline": {"kind": "tfidf-char-1-3+logreg", **baseline},
         "beats_baseline": model["accuracy"] > baseline["accuracy"],
     }
-    report = run_dir / REPORT_DIR
-    write_text(report / METRICS_FILE, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    write_text(run.metrics, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     write_text(
-        report / "confusion.json",
+        run.confusion,
         json.dumps(
             {"labels": labels, "model": model["confusion"], "baseline": baseline["confusion"]}, ensure_ascii=False
         )
         + "\n",
     )
-    _plots(report, run_dir, model["confusion"], labels)
+    _plots(run, model["confusion"], labels)
     print(
         f"test accuracy {model['accuracy']:.4f} macro-F1 {model['macro_f1']:.4f} | baseline accuracy "
         f"{baseline['accuracy']:.4f} macro-F1 {baseline['macro_f1']:.4f} | "
-        f"{'beats' if metrics['beats_baseline'] else 'does NOT beat'} the baseline -> {report}"
+        f"{'beats' if metrics['beats_baseline'] else 'does NOT beat'} the baseline -> {run.report}"
     )
     return metrics

@@ -1,14 +1,15 @@
 """Publish a training run as the next integer version of a TF Serving model (Contract 2), behind a gate.
 
-MODEL_BASE/NAME/N/ holds a SavedModel whose `serving_default` maps the family's input (tf.string [batch])
-to probabilities, label and top_score, with the vocabulary/tokenizer and label names inside the graph,
-plus assets.extra/tf_serving_warmup_requests and assets.extra/model_card.json. The version is written to a
-"."-prefixed temp folder and renamed only after the gate passed, so a server never sees a bad version.
+The names a served version is read by (signature, inputs, outputs, warm-up and card paths, version
+folders) are serving.contract's. The version is written to a "."-prefixed temp folder and renamed only
+after the gate passed, so a server never sees a bad version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,22 +19,22 @@ import numpy as np
 from data_prep.atomic import publish_dir, write_text
 from data_prep.dataset_format import read_meta
 from data_prep.errors import UserError
-from tfmodels.config import read_config
-from tfmodels.evaluate import METRICS_FILE, REPORT_DIR
-from tfmodels.family import Built, get_family
+from data_prep.json_file import read_json
+from serving.contract import (
+    CARD_FILE,
+    CLASS_NAMES,
+    LABEL,
+    PROBABILITIES,
+    SIGNATURE,
+    TOP_SCORE,
+    WARMUP_FILE,
+    versions_on_disk,
+)
+from tfmodels.family import Built, read_run
+from tfmodels.run_dir import RunDir
 
-SIGNATURE = "serving_default"
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
-CARD_FILE = "assets.extra/model_card.json"
 GATE_METRIC = "accuracy"
 WARMUP_EXAMPLES = 4
-
-
-def versions(model_dir: Path) -> list[int]:
-    """Integer version folders (leading zeros allowed), ascending; temp "." folders are not versions."""
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def serving_function(built: Built, input_name: str, labels: list[str]) -> Any:
@@ -46,17 +47,18 @@ def serving_function(built: Built, input_name: str, labels: list[str]) -> Any:
         logits = built.model(built.preprocessor(inputs), training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         return {
-            "probabilities": probabilities,
-            "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1)),
-            "top_score": tf.reduce_max(probabilities, axis=-1),
+            PROBABILITIES: probabilities,
+            LABEL: tf.gather(label_names, tf.argmax(probabilities, axis=-1)),
+            TOP_SCORE: tf.reduce_max(probabilities, axis=-1),
             # every column's name on every row: a row-format REST client can do top-k with no side file
-            "class_names": tf.tile(label_names[tf.newaxis], [tf.shape(probabilities)[0], 1]),
+            CLASS_NAMES: tf.tile(label_names[tf.newaxis], [tf.shape(probabilities)[0], 1]),
         }
 
     return tf.function(serve, input_signature=[tf.TensorSpec([None], tf.string, name=input_name)])
 
 
 def write_saved_model(built: Built, input_name: str, labels: list[str], out_dir: Path) -> None:
+    """Model and preprocessor tracked together, so lookup tables and vocabularies land in the graph."""
     import keras
 
     archive = keras.export.ExportArchive()
@@ -98,62 +100,144 @@ def replay_warmup(version_dir: Path) -> list[dict[str, np.ndarray]]:
     return answers
 
 
-def latest_card(model_dir: Path) -> dict[str, Any] | None:
-    existing = versions(model_dir)
-    if not existing:
+def read_card(version_dir: Path) -> dict[str, Any] | None:
+    """A version's model card, or None if it has none (a version not published by textclf)."""
+    path = version_dir / CARD_FILE
+    if not path.is_file():
         return None
-    card = model_dir / str(existing[-1]) / CARD_FILE
-    return json.loads(card.read_text(encoding="utf-8")) if card.is_file() else None
+    card = read_json(path)
+    if not isinstance(card, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    metrics = card.get("test_metrics", {})
+    if not isinstance(metrics, dict) or not _is_number(metrics.get(GATE_METRIC, 0.0)):
+        raise UserError(f"{path}: test_metrics must be an object whose {GATE_METRIC} is a number (or absent)")
+    return card
+
+
+def read_metrics(run: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, baseline) test metrics of RUN_DIR/report/metrics.json, as much as the card copies."""
+    if not run.metrics.is_file():
+        raise UserError(
+            f"{run.path} has no {run.metrics.relative_to(run.path)}; run `textclf evaluate {run.path}` first"
+        )
+    metrics = read_json(run.metrics)
+    sections = []
+    for section, keys in (("model", ("accuracy", "macro_f1", "examples")), ("baseline", ("accuracy", "macro_f1"))):
+        values = metrics.get(section) if isinstance(metrics, dict) else None
+        if not isinstance(values, dict) or not all(_is_number(values.get(k)) for k in keys):
+            raise UserError(
+                f"{run.metrics}: {section!r} must be an object with numbers for {', '.join(keys)}; "
+                f"run `textclf evaluate {run.path}` again"
+            )
+        sections.append({k: values[k] for k in keys})
+    return sections[0], sections[1]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def split_fingerprint(meta: dict[str, Any]) -> str | None:
+    """What a test split is drawn from and how: the source's sha256, the split ratios, the seed and the
+    per-split label counts of meta.json. The same source prepared with another seed or other ratios has
+    other test examples, so test accuracies compare only when this matches. None if the source is unhashed."""
+    source_hash = (meta.get("source") or {}).get("sha256")
+    if not source_hash:
+        return None
+    split = {k: meta.get(k) for k in ("split_ratios", "seed", "counts")}
+    canonical = json.dumps({"source": source_hash, **split}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def check_gate(
+    previous: dict[str, Any] | None,
+    test_metrics: dict[str, Any],
+    data_hash: str | None,
+    tolerance: float,
+    split_hash: str | None = None,
+) -> str | None:
+    """Refuse a run whose test metric is worse than the latest version's beyond `tolerance`. Two test
+    accuracies compare only on the same test split, so a latest version trained on another dataset is a
+    refusal too (only --force may replace it): another split when both cards have a split fingerprint,
+    else another source (data hash; cards written before the fingerprint). Returns a note when the dataset
+    could not be fully checked (a hash missing on either side); the accuracies are compared all the same."""
+    if previous is None:
+        return None
+    version = previous.get("version")
+    old_split, old_hash = previous.get("split_hash"), previous.get("data_hash")
+    note = None
+    if old_split and split_hash:
+        if old_split != split_hash:
+            raise UserError(
+                f"gate: version {version} was trained on a different dataset split (split hash {old_split}, "
+                f"this run's {split_hash}: another source, seed, split ratios or counts), so their test {GATE_METRIC} "
+                "do not compare; use --force to publish"
+            )
+    elif old_hash and data_hash:
+        if old_hash != data_hash:
+            raise UserError(
+                f"gate: version {version} was trained on a different dataset (data hash {old_hash}, "
+                f"this run's {data_hash}), so their test {GATE_METRIC} do not compare; use --force to publish"
+            )
+        note = f"version {version}'s card has no split hash: same source, its test split could not be checked"
+    else:
+        lacking = f"version {version}'s card" if not old_hash else "this run's dataset"
+        note = f"the dataset could not be checked ({lacking} has no data hash)"
+    old = (previous.get("test_metrics") or {}).get(GATE_METRIC)
+    if old is not None and test_metrics[GATE_METRIC] < old - tolerance:
+        raise UserError(
+            f"gate: test {GATE_METRIC} {test_metrics[GATE_METRIC]:.4f} is worse than version "
+            f"{version} ({old:.4f}) beyond tolerance {tolerance}"
+            + (f"; {note}" if note else "")
+            + "; use --force to publish"
+        )
+    return note
 
 
 def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float = 0.005, force: bool = False) -> Path:
     """Gate, then publish MODEL_BASE/NAME/<next version>; returns the version folder."""
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     if not name or "/" in name or name.startswith("."):
         raise UserError(f"--name {name!r} must be a plain folder name")
-    config = read_config(run_dir)
-    metrics_path = run_dir / REPORT_DIR / METRICS_FILE
-    if not metrics_path.is_file():
-        raise UserError(f"{run_dir} has no {REPORT_DIR}/{METRICS_FILE}; run `textclf evaluate {run_dir}` first")
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    test_metrics = {k: metrics["model"][k] for k in ("accuracy", "macro_f1", "examples")}
-    model_dir = Path(model_base) / name
-    previous = latest_card(model_dir)
-    if previous is not None and not force:
-        old = previous.get("test_metrics", {}).get(GATE_METRIC)
-        if old is not None and test_metrics[GATE_METRIC] < old - tolerance:
-            raise UserError(
-                f"gate: test {GATE_METRIC} {test_metrics[GATE_METRIC]:.4f} is worse than version "
-                f"{previous.get('version')} ({old:.4f}) beyond tolerance {tolerance}; use --force to publish"
-            )
-
-    family = get_family(config["family"])
-    data_dir = Path(config["data"])
+    family, config = read_run(run)
+    test_metrics, baseline_metrics = read_metrics(run)
+    data_dir = Path(config.data)
     meta = read_meta(data_dir)
+    data_hash = (meta.get("source") or {}).get("sha256")
+    split_hash = split_fingerprint(meta)
+    model_dir = Path(model_base) / name
+    existing = versions_on_disk(model_dir)
+    latest = max(existing, default=0)
+    if not force:
+        previous = read_card(existing[latest]) if existing else None
+        note = check_gate(previous, test_metrics, data_hash, tolerance, split_hash)
+        if note:
+            print(f"gate: {note}", file=sys.stderr)
+
     labels = list(meta["labels"])
     from tfmodels.pipeline import read_split
-    from tfmodels.train import MODEL_DIR
 
-    built = family.load(run_dir / MODEL_DIR, config)
+    built = family.load(run.model, config)
     examples = [
         t for t, _ in read_split(data_dir, "test", family.input_feature, limit=WARMUP_EXAMPLES).as_numpy_iterator()
     ]
-    version = (versions(model_dir) or [0])[-1] + 1
+    version = latest + 1
     with publish_dir(model_dir / str(version)) as tmp:
-        write_saved_model(built, family.input_feature, labels, tmp)
-        write_warmup(tmp / WARMUP_FILE, name, family.input_feature, examples)
+        write_saved_model(built, family.serving_input, labels, tmp)
+        write_warmup(tmp / WARMUP_FILE, name, family.serving_input, examples)
         card = {
             "name": name,
             "version": version,
             "model_type": family.name,
-            "input_kind": family.input_feature,
+            "input_kind": family.serving_input,
             "preprocessing": meta.get("preprocessing"),
             "labels": labels,
             "test_metrics": test_metrics,
-            "baseline_test_metrics": {k: metrics["baseline"][k] for k in ("accuracy", "macro_f1")},
-            "data_hash": (meta.get("source") or {}).get("sha256"),
+            "baseline_test_metrics": baseline_metrics,
+            "data_hash": data_hash,
+            "split_hash": split_hash,
             "data_dir": str(data_dir),
-            "hyperparameters": config,
+            "hyperparameters": config.to_record(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_text(tmp / CARD_FILE, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
@@ -166,7 +250,7 @@ def _check_loads(version_dir: Path, built: Built, examples: list[bytes], num_cla
     import tensorflow as tf
 
     answers = replay_warmup(version_dir)
-    served = np.concatenate([a["probabilities"] for a in answers])
+    served = np.concatenate([a[PROBABILITIES] for a in answers])
     expected = tf.nn.softmax(built.model(built.preprocessor(tf.constant(examples)), training=False)).numpy()
     if served.shape != (len(examples), num_classes) or not np.allclose(served, expected, atol=1e-5):
         raise UserError(f"gate: the exported model's answers differ from the trained model's ({version_dir.name})")

@@ -11,6 +11,8 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="textclf")
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to `peak`, then cosine or linear decay to zero at `total_steps`."""
+
     def __init__(self, peak: float, warmup_steps: int, total_steps: int, kind: str = "cosine") -> None:
         self.peak, self.warmup_steps, self.total_steps, self.kind = peak, warmup_steps, max(total_steps, 1), kind
 
@@ -33,14 +35,26 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def make_optimizer(config: dict[str, Any], total_steps: int) -> keras.optimizers.Optimizer:
-    schedule = WarmupDecay(config["lr"], int(total_steps * config["warmup_ratio"]), total_steps, config["decay"])
-    extra: dict[str, Any] = {"clipnorm": config["clipnorm"]} if config["clipnorm"] > 0 else {}
-    if config["ema"] > 0:
-        extra.update(use_ema=True, ema_momentum=config["ema"])
-    if config["optimizer"] == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"], **extra)
+def make_optimizer(
+    *,
+    lr: float,
+    total_steps: int,
+    warmup_ratio: float,
+    decay: str,
+    optimizer: str,
+    weight_decay: float,
+    clipnorm: float,
+    ema: float,
+) -> keras.optimizers.Optimizer:
+    """Adam or AdamW on a WarmupDecay schedule; clipnorm 0 and ema 0 turn those off. No defaults: the
+    trainer passes a TrainConfig's values, MLM pretraining BERT's own recipe."""
+    schedule = WarmupDecay(lr, int(total_steps * warmup_ratio), total_steps, decay)
+    extra: dict[str, Any] = {"clipnorm": clipnorm} if clipnorm > 0 else {}
+    if ema > 0:
+        extra.update(use_ema=True, ema_momentum=ema)
+    if optimizer == "adamw":
+        adamw = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, **extra)
         # no decay on biases and normalisation scales/offsets (Keras and KerasHub name them so)
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        return optimizer
+        adamw.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return adamw
     return keras.optimizers.Adam(schedule, **extra)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_bert_presets import write_hf_bert
 
 from tests.support.cli import cli_env, textclf
+from tests.support.tiny_models import write_hf_bert
 
 TINY = ["--epochs", "2", "--batch-size", "32", "--max-len", "32", "--vocab-size", "300", "--lr", "1e-3"]
 TEXTS = ["这个酒店非常干净，早餐好吃，推荐", "房间太差，服务糟糕，还很贵", "Hello 世界", ""]
@@ -41,10 +41,11 @@ print(json.dumps({"inputs": list(signature.structured_input_signature[1]),
 def in_memory_probabilities(run: Path, texts: list[str]) -> np.ndarray:
     import tensorflow as tf
 
-    from tfmodels.bert_family import FAMILY
-    from tfmodels.config import read_config
+    from tfmodels.family import read_run
+    from tfmodels.run_dir import RunDir
 
-    built = FAMILY.load(run / "model", read_config(run))
+    family, config = read_run(RunDir(run))
+    built = family.load(RunDir(run).model, config)
     return tf.nn.softmax(built.model(built.preprocessor(tf.constant(texts)), training=False)).numpy()
 
 
@@ -143,8 +144,8 @@ def test_build_from_pretrained_presets_keeps_their_weights(tmp_path: Path) -> No
     import keras_hub
     import tensorflow as tf
 
-    from tfmodels.bert_family import FAMILY
-    from tfmodels.bert_vocab import make_tokenizer
+    from tfmodels.bert.family import FAMILY
+    from tfmodels.bert.vocabulary import make_tokenizer
     from tfmodels.config import resolve
 
     write_hf_bert(tmp_path / "hf")
@@ -155,9 +156,9 @@ def test_build_from_pretrained_presets_keeps_their_weights(tmp_path: Path) -> No
     make_tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "好", "坏"]).save_to_preset(str(keras_dir))
     for preset in (tmp_path / "hf", keras_dir):
         reference = keras_hub.models.BertBackbone.from_preset(str(preset))
-        config = resolve(FAMILY.defaults, None, {"preset": str(preset), "max_len": 64})
+        config = resolve(FAMILY.config_class, None, {"preset": str(preset), "max_len": 64})
         built = FAMILY.build(config, tf.data.Dataset.from_tensor_slices(["unused"]), num_classes=3)
-        for before, after in zip(reference.weights, built.model.backbone.weights):
+        for before, after in zip(reference.weights, built.model.backbone.weights, strict=True):
             np.testing.assert_array_equal(before.numpy(), after.numpy())
         inputs = built.preprocessor(tf.constant(["好", "好坏好坏"]))
         # [CLS] + 4 + [SEP] = 6 tokens: padded to the longest text of the batch, rounded up to 16

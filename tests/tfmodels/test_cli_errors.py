@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import textclf
+from tests.support.prepared import fake_run, published
 
 
 @pytest.mark.parametrize(
@@ -35,3 +37,35 @@ def test_one_line_error(args: list[str], message: str, prepared: Path, tmp_path:
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_corrupt_json_of_a_run_a_card_or_a_preset_is_one_line(prepared: Path, tmp_path: Path) -> None:
+    corrupt_run = tmp_path / "corrupt"
+    corrupt_run.mkdir()
+    (corrupt_run / "config.json").write_text('{"family": "lstm",')
+    run = fake_run(tmp_path / "run", prepared)
+    models = published(tmp_path / "models", "{not json")
+    preset = tmp_path / "preset"
+    preset.mkdir()
+    (preset / "config.json").write_text("{oops")
+    for args, path in [
+        (["evaluate", str(corrupt_run)], corrupt_run / "config.json"),
+        (["export", str(run), "--model-base", str(models), "--name", "sent"], models / "sent/1/assets.extra"),
+        (["train", "bert", "--data", str(prepared), "--out", str(tmp_path / "b"), "--preset", str(preset)], preset),
+    ]:
+        result = textclf(*args)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+        assert len(lines) == 1 and "is not valid JSON" in lines[0] and str(path) in lines[0], result.stderr
+
+
+def test_export_refuses_to_compare_with_a_version_of_another_dataset(prepared: Path, tmp_path: Path) -> None:
+    run = fake_run(tmp_path / "run", prepared)
+    other = "f" * 64
+    models = published(tmp_path / "models", json.dumps({"version": 1, "data_hash": other, "test_metrics": {}}))
+    result = textclf("export", str(run), "--model-base", str(models), "--name", "sent")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, result.stderr
+    assert "different dataset" in lines[0] and other in lines[0] and "0" * 64 in lines[0] and "--force" in lines[0]

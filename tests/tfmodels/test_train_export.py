@@ -62,6 +62,7 @@ def test_export_round_trip_and_gate(mirrored_run: Path, prepared: Path, tmp_path
     card = json.loads((v1 / "assets.extra" / "model_card.json").read_text())
     assert (card["model_type"], card["input_kind"], card["labels"]) == ("lstm", "tokens", ["negative", "positive"])
     assert card["preprocessing"] == {"hmm": True, "max_chars": None} and len(card["data_hash"]) == 64
+    assert len(card["split_hash"]) == 64  # what the next export's gate compares against
     assert (v1 / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
 
     # a fresh process with plain TensorFlow reads it; probabilities match the in-memory Keras model
@@ -79,10 +80,11 @@ def test_export_round_trip_and_gate(mirrored_run: Path, prepared: Path, tmp_path
 
     import tensorflow as tf
 
-    from tfmodels.config import read_config
-    from tfmodels.lstm_family import FAMILY
+    from tfmodels.family import read_run
+    from tfmodels.run_dir import RunDir
 
-    built = FAMILY.load(mirrored_run / "model", read_config(mirrored_run))
+    family, config = read_run(RunDir(mirrored_run))
+    built = family.load(RunDir(mirrored_run).model, config)
     expected = tf.nn.softmax(built.model(built.preprocessor(tf.constant(inputs)))).numpy()
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
     assert served["label"] == [["negative", "positive"][i] for i in expected.argmax(axis=1)]

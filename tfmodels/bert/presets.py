@@ -8,7 +8,6 @@ not an existing folder is refused before KerasHub could treat it as a hub name.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,8 @@ def preset_layout(preset: Path) -> str:
     if not config_path.is_file():
         raise UserError(f"{preset} has no config.json: not a KerasHub or Hugging Face model folder")
     config = read_json(config_path)
+    if not isinstance(config, dict):
+        raise UserError(f"{config_path} must hold a JSON object")
     if "registered_name" in config:
         if "Bert" not in config["registered_name"]:
             raise UserError(f"{preset} holds a {config['registered_name']}, not a BERT backbone")
@@ -78,7 +79,7 @@ def load_preset(preset: Path, *, dropout: float | None = None) -> tuple[Any, Any
     import keras
     import keras_hub
 
-    from tfmodels.bert_vocab import make_tokenizer
+    from tfmodels.bert.vocabulary import make_tokenizer
 
     preset = Path(preset)
     layout = preset_layout(preset)
@@ -90,18 +91,21 @@ def load_preset(preset: Path, *, dropout: float | None = None) -> tuple[Any, Any
         if layout == "keras":
             tokenizer = keras_hub.models.BertTokenizer.from_preset(str(preset))
         else:
-            tokenizer = make_tokenizer(str(preset / "vocab.txt"), lowercase=_hf_lowercase(preset))
+            tokenizer = make_tokenizer(str(preset / "vocab.txt"), lowercase=hf_lowercase(preset))
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise UserError(f"cannot load BERT preset {preset}: {exc}") from None
     return backbone, tokenizer
 
 
-def _hf_lowercase(preset: Path) -> bool:
+def hf_lowercase(preset: Path) -> bool:
     """`do_lower_case` of tokenizer_config.json; Transformers' BertTokenizer defaults it to True."""
     path = preset / HF_TOKENIZER_CONFIG
     if not path.is_file():
         return True
-    return bool(json.loads(path.read_text(encoding="utf-8")).get("do_lower_case", True))
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    return bool(config.get("do_lower_case", True))
 
 
 def save_task_preset(task: Any, preset_dir: Path) -> None:

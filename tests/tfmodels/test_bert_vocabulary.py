@@ -1,15 +1,12 @@
-"""Scratch WordPiece vocabulary (CJK characters one by one, lowercased) and the pretraining text sources."""
+"""Scratch WordPiece vocabulary: CJK characters one by one, lowercased, no alphabet cap."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from data_prep.errors import UserError
-from tfmodels.bert_corpus import PEOPLES_DAILY, check_sources, extra_lines, untag
-from tfmodels.bert_vocab import SPECIAL_TOKENS, compute_vocabulary, make_tokenizer
+from tfmodels.bert.vocabulary import SPECIAL_TOKENS, compute_vocabulary, keras_hub_pretokenizer, make_tokenizer
 
 
 def test_vocabulary_splits_cjk_characters_and_lowercases() -> None:
@@ -46,29 +43,13 @@ def test_empty_text_has_no_vocabulary() -> None:
         compute_vocabulary(tf.data.Dataset.from_tensor_slices(["好"]), 3)
 
 
-def test_peoples_daily_is_untagged_and_cleaned() -> None:
-    assert (
-        untag("迈向/v  充满/v  希望/n  的/u  新/a  世纪/n  ——/w  一九九八年/t\n") == "迈向充满希望的新世纪——一九九八年"
-    )
-    lines = []
-    for line in extra_lines(PEOPLES_DAILY):
-        lines.append(line)
-        if len(lines) == 50:
-            break
-    assert lines[0].startswith("迈向充满希望的新世纪")
-    assert not any("/n" in line or "  " in line for line in lines)
-    assert any("12月31日" in line for line in lines)  # NFKC: full-width digits became ASCII, as in prep
+def test_the_private_keras_hub_pretokenizer_is_still_where_textclf_takes_it() -> None:
+    """Fails on a KerasHub upgrade that moves it: then tfmodels/bert/vocabulary.py must follow."""
+    import re
 
+    import tensorflow as tf
 
-def test_extra_text_file_and_bad_sources(tmp_path: Path) -> None:
-    good = tmp_path / "extra.txt"
-    good.write_text("第一行 <b>加粗</b>\n\n   \n第二行&amp;\n", encoding="utf-8")
-    assert list(extra_lines(str(good))) == ["第一行 加粗", "第二行&"]
-    (tmp_path / "bad.txt").write_bytes("中文".encode("gbk"))
-    for source, message in [
-        (str(tmp_path / "missing.txt"), "no such file"),
-        ("builtin:nothing", "unknown builtin"),
-        (str(tmp_path / "bad.txt"), "not UTF-8"),
-    ]:
-        with pytest.raises(UserError, match=message):
-            check_sources([str(good), source])
+    pretokenize, cjk_regex = keras_hub_pretokenizer()
+    assert re.fullmatch(cjk_regex, "中") and not re.fullmatch(cjk_regex, "a")
+    words = pretokenize(tf.constant(["北京 ABC"]), lowercase=True, strip_accents=False, split=True, split_on_cjk=True)
+    assert [w.decode() for w in words.to_list()[0]] == ["北", "京", "abc"]

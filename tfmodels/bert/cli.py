@@ -1,6 +1,8 @@
 """`textclf train bert` and `textclf pretrain-mlm`: flags in, one library call, one summary out.
 
 TensorFlow is imported inside the command functions only, so `textclf --help` stays fast.
+`train_bert` is registered in tfmodels.family.FAMILIES; `pretrain_mlm` writes a preset, not a run folder,
+so it is a top-level command in textclf.py's COMMANDS.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 import click
 
-from tfmodels.bert_presets import preset_layout
+from tfmodels.bert.presets import preset_layout
 from tfmodels.cli import OneLineCommand, run_training, training_options
 
 
@@ -29,7 +31,7 @@ from tfmodels.cli import OneLineCommand, run_training, training_options
 )
 @click.option("--vocab-size", type=int, help="Scratch model: WordPiece vocabulary size.")
 @click.option("--dropout", type=float)
-def bert(preset: Path | None, **flags: Any) -> None:
+def train_bert(preset: Path | None, **flags: Any) -> None:
     """KerasHub BERT on the cleaned text, WordPiece-tokenized inside the graph (CJK characters one by one)."""
     if preset:
         preset_layout(preset)  # a bad folder fails here, before TensorFlow starts
@@ -68,7 +70,7 @@ def bert(preset: Path | None, **flags: Any) -> None:
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 def pretrain_mlm(data: Path, out: Path, extra_text: tuple[str, ...], force: bool, **options: Any) -> None:
     """Masked-LM pretraining of a scratch BERT on unlabeled text, saved as a local KerasHub preset."""
-    from tfmodels.pretrain_mlm import pretrain_mlm as run
+    from tfmodels.bert.pretrain_mlm import pretrain_mlm as run
 
     record = run(data, out, extra_text=list(extra_text), force=force, **options)
     click.echo(

@@ -11,43 +11,24 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from data_prep.atomic import publish_dir, refuse_existing, write_text
 from data_prep.dataset_format import TEXT, read_meta
 from data_prep.errors import UserError
-from tfmodels.bert_corpus import check_sources, unlabeled_dataset
+from tfmodels.bert.config import MLMConfig
+from tfmodels.bert.corpus import check_sources, unlabeled_dataset
 
 PRETRAINING_FILE = "pretraining.json"  # beside the preset files: corpus, settings, metrics
-
-MLM_DEFAULTS: dict[str, Any] = {
-    "size": "tiny",
-    "vocab_size": 8000,
-    "sequence_length": 128,
-    "batch_size": 32,  # per replica
-    "epochs": 1,
-    "lr": 1e-3,
-    "mask_rate": 0.15,
-    "max_examples": 0,  # 0: all; >0: the first N texts (smoke runs)
-    "seed": 1234,
-    "strategy": "auto",
-}
 
 
 def pretrain_mlm(
     data_dir: Path, out_dir: Path, *, extra_text: list[str] | tuple[str, ...] = (), force: bool = False, **options: Any
 ) -> dict[str, Any]:
     """Pretrain, save the preset to `out_dir` (atomically) and return what pretraining.json records."""
-    unknown = set(options) - set(MLM_DEFAULTS)
-    if unknown:
-        raise UserError(f"unknown pretraining option(s): {', '.join(sorted(unknown))}")
-    config = {**MLM_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    for key in ("vocab_size", "sequence_length", "batch_size", "epochs"):
-        if config[key] < 1:
-            raise UserError(f"{key} must be at least 1, got {config[key]}")
-    if not 0 < config["mask_rate"] < 1:
-        raise UserError(f"mask rate must be between 0 and 1, got {config['mask_rate']}")
+    config = MLMConfig.from_mapping({k: v for k, v in options.items() if v is not None})
     data_dir, out_dir, extra = Path(data_dir).resolve(), Path(out_dir), list(extra_text)
     read_meta(data_dir)
     check_sources(extra)
@@ -55,19 +36,19 @@ def pretrain_mlm(
 
     from tfmodels.strategy import make_strategy  # first TF touch: may split the CPU into logical devices
 
-    strategy = make_strategy(config["strategy"])
+    strategy = make_strategy(config.strategy)
     import keras
     import keras_hub
     import tensorflow as tf
 
-    from tfmodels.bert_family import int_padding_mask
-    from tfmodels.bert_presets import save_task_preset, scratch_backbone
-    from tfmodels.bert_vocab import compute_vocabulary, make_tokenizer
+    from tfmodels.bert.preprocessor import int_padding_mask
+    from tfmodels.bert.presets import save_task_preset, scratch_backbone
+    from tfmodels.bert.vocabulary import compute_vocabulary, make_tokenizer
     from tfmodels.pipeline import read_split
     from tfmodels.schedule import make_optimizer
 
-    keras.utils.set_random_seed(config["seed"])
-    limit = config["max_examples"]
+    keras.utils.set_random_seed(config.seed)
+    limit = config.max_examples
 
     def corpus() -> tf.data.Dataset:
         ds = unlabeled_dataset(data_dir, extra)
@@ -76,31 +57,33 @@ def pretrain_mlm(
     n_texts = int(corpus().reduce(0, lambda count, _: count + 1))
     if n_texts == 0:
         raise UserError("no unlabeled text to pretrain on")
-    global_batch = config["batch_size"] * strategy.num_replicas_in_sync
-    steps = math.ceil(n_texts / global_batch) * config["epochs"]
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
+    steps = math.ceil(n_texts / global_batch) * config.epochs
     print(f"mlm: {n_texts} texts, {steps} steps, global batch {global_batch} ({type(strategy).__name__})")
 
     started = time.time()
-    tokenizer = make_tokenizer(compute_vocabulary(corpus(), config["vocab_size"]))
+    tokenizer = make_tokenizer(compute_vocabulary(corpus(), config.vocab_size))
     with strategy.scope():
-        backbone = scratch_backbone(config["size"], tokenizer.vocabulary_size())
+        backbone = scratch_backbone(config.size, tokenizer.vocabulary_size())
         preprocessor = keras_hub.models.BertMaskedLMPreprocessor(
             tokenizer,
-            sequence_length=config["sequence_length"],
-            mask_selection_rate=config["mask_rate"],
-            mask_selection_length=max(1, math.ceil(config["sequence_length"] * config["mask_rate"])),
+            sequence_length=config.sequence_length,
+            mask_selection_rate=config.mask_rate,
+            mask_selection_length=max(1, math.ceil(config.sequence_length * config.mask_rate)),
         )
         mlm = keras_hub.models.BertMaskedLM(backbone, preprocessor=preprocessor)
-        optimizer_config = {
-            "lr": config["lr"],
-            "warmup_ratio": 0.1,
-            "decay": "linear",
-            "clipnorm": 1.0,
-            "optimizer": "adamw",
-            "weight_decay": 0.01,
-            "ema": 0.0,
-        }
-        mlm.compile(optimizer=make_optimizer(optimizer_config, steps), weighted_metrics=["sparse_categorical_accuracy"])
+        # BERT's own recipe: AdamW, 10% linear warmup, linear decay, weight decay 0.01, gradients clipped at 1
+        optimizer = make_optimizer(
+            lr=config.lr,
+            total_steps=steps,
+            warmup_ratio=0.1,
+            decay="linear",
+            optimizer="adamw",
+            weight_decay=0.01,
+            clipnorm=1.0,
+            ema=0.0,
+        )
+        mlm.compile(optimizer=optimizer, weighted_metrics=["sparse_categorical_accuracy"])
 
     def masked(texts: tf.data.Dataset) -> tf.data.Dataset:
         """Mask in tf.data (as fit would), with the padding mask made int32 for MirroredStrategy."""
@@ -114,7 +97,7 @@ def pretrain_mlm(
     known_size = tf.data.experimental.assert_cardinality(n_texts)  # so Keras shows progress and stops cleanly
     mlm.preprocessor = None  # masking happens in `masked`
     history = mlm.fit(
-        masked(corpus().apply(known_size).shuffle(10000, seed=config["seed"])), epochs=config["epochs"], verbose=2
+        masked(corpus().apply(known_size).shuffle(10000, seed=config.seed)), epochs=config.epochs, verbose=2
     )
     dev_loss, dev_accuracy = mlm.evaluate(
         masked(read_split(data_dir, "dev", TEXT).map(lambda text, label: text)), verbose=0
@@ -127,7 +110,7 @@ def pretrain_mlm(
         "texts": n_texts,
         "steps": steps,
         "vocabulary_size": tokenizer.vocabulary_size(),
-        "config": config,
+        "config": asdict(config),
         "train_loss": float(history.history["loss"][-1]),
         "dev_masked_loss": float(dev_loss),
         "dev_masked_accuracy": float(dev_accuracy),
