@@ -17,7 +17,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from data_prep.errors import UserError
 from serving.model_server.errors import deadline_exceeded, invalid_argument, unavailable
 from serving.model_server.signature import Signature
 
@@ -49,9 +48,8 @@ class BatchScheduler:
         threads = params.num_batch_threads.value if params.HasField("num_batch_threads") else (os.cpu_count() or 1)
         self.allowed_sizes = sorted(params.allowed_batch_sizes)
         if self.allowed_sizes and self.allowed_sizes[-1] != self.max_batch_size:
-            raise UserError(
-                "Failed to start server. Error: INVALID_ARGUMENT: Last entry in allowed_batch_sizes "
-                "must match max_batch_size; last entry was "
+            raise invalid_argument(
+                "Last entry in allowed_batch_sizes must match max_batch_size; last entry was "
                 f"{self.allowed_sizes[-1]}; expected {self.max_batch_size}"
             )
         self._queues: dict[tuple, collections.deque[_Batch]] = {}

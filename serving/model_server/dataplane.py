@@ -1,137 +1,144 @@
-"""Predict, classify, regress, metadata and status on numpy tensors, shared by the REST and gRPC front ends."""
+"""The protocol-independent core both front ends call, as TF Serving's ServerCore + ServiceImpl.
+
+It owns servable handles: a request's ModelSpec (latest, a version or a label) resolves to one loaded
+version, pinned for exactly the work of that request and released after. REST and gRPC only translate
+between their wire format and these calls; neither ever holds a servable.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     input_pb2,
     model_pb2,
-    prediction_log_pb2,
     regression_pb2,
 )
 
-from serving.model_server.batching import BatchScheduler
-from serving.model_server.errors import ServingError, deadline_exceeded, invalid_argument, not_found
+from serving.model_server.errors import invalid_argument, not_found
+from serving.model_server.inference import Inference
 from serving.model_server.monitoring import Metrics
 from serving.model_server.repository import ModelRepository
 from serving.model_server.servable import Servable
-from serving.model_server.signature import DEFAULT_SIGNATURE, Signature, select_outputs
-from serving.model_server.tensor_proto import to_ndarray
+from serving.model_server.signature import CLASSIFY_METHOD, REGRESS_METHOD
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
+InputReader = Callable[[Mapping[str, meta_graph_pb2.TensorInfo]], Mapping[str, np.ndarray]]
+
 
 class DataPlane:
-    def __init__(self, repository: ModelRepository, metrics: Metrics, batcher: BatchScheduler | None = None) -> None:
+    def __init__(self, repository: ModelRepository, inference: Inference) -> None:
         self.repository = repository
-        self.metrics = metrics
-        self.batcher = batcher
+        self.inference = inference
 
-    def _run(
-        self,
-        servable: Servable,
-        signature: Signature,
-        inputs: Mapping[str, np.ndarray],
-        api: str,
-        deadline: float | None,
-    ) -> dict[str, np.ndarray]:
-        start = time.monotonic()
-        if self.batcher is not None:
-            outputs = self.batcher.run(id(servable), signature, inputs, deadline)
+    @property
+    def metrics(self) -> Metrics:
+        return self.inference.metrics
+
+    # ---- servable handles ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def handle(self, spec: model_pb2.ModelSpec) -> Iterator[Servable]:
+        """The version a ModelSpec names (latest, a version, or a label), pinned for the block's duration."""
+        # Bounded by the repository: a version retires only after it left the serving map, so a failed
+        # try_acquire means the next lookup sees a newer map without it; each further retry needs yet another
+        # version loaded and retired meanwhile.
+        while True:
+            servable = self._resolve(spec)
+            if servable.try_acquire():
+                break
+        try:
+            yield servable
+        finally:
+            servable.release()
+
+    def _resolve(self, spec: model_pb2.ModelSpec) -> Servable:
+        if not spec.name:
+            raise invalid_argument("ModelSpec has no name specified.")
+        model = self.repository.serving_map(spec.name)
+        choice = spec.WhichOneof("version_choice")
+        if choice == "version_label":
+            version = model.labels.get(spec.version_label) if model else None
+            if version is None:
+                raise invalid_argument(f"Unrecognized servable version label: {spec.version_label}")
+            request = f"Specific({spec.name}, {version})"
+        elif choice == "version":
+            version = spec.version.value
+            request = f"Specific({spec.name}, {version})"
         else:
-            outputs = signature.run(inputs)
-            if deadline is not None and time.monotonic() > deadline:
-                raise deadline_exceeded()
-        self.metrics.observe("runtime_latency", (time.monotonic() - start) * 1e6, servable.name, api, "TF2")
-        return outputs
+            version = max(model.versions) if model and model.versions else None
+            request = f"Latest({spec.name})"
+        servable = model.versions.get(version) if model and version is not None else None
+        if servable is None:
+            raise not_found(f"Servable not found for request: {request}")
+        return servable
 
-    # ---- predict ------------------------------------------------------------------------------------------
+    # ---- predict / classify / regress ---------------------------------------------------------------------
     def predict(
         self,
-        servable: Servable,
-        signature_name: str,
-        inputs: Mapping[str, np.ndarray],
+        spec: model_pb2.ModelSpec,
+        read_inputs: InputReader,
         output_filter: Sequence[str] = (),
         dtypes: Mapping[str, int] | None = None,
         deadline: float | None = None,
+        *,
+        for_rest_inputs: bool = False,
     ) -> tuple[model_pb2.ModelSpec, dict[str, np.ndarray]]:
-        """Run a predict on a held servable; returns the response's model_spec and the selected outputs."""
-        signature = servable.signature(signature_name)
-        signature.check_inputs(inputs, dtypes)
-        signature.check_output_filter(output_filter)
-        outputs = self._run(servable, signature, inputs, "Predict", deadline)
-        spec = model_pb2.ModelSpec()
-        self._fill_spec(spec, servable, signature)
-        return spec, select_outputs(outputs, output_filter)
-
-    # ---- classify / regress ---------------------------------------------------------------------------------
-    def _run_examples(
-        self, servable: Servable, signature_name: str, model_input: input_pb2.Input, api: str, deadline: float | None
-    ) -> tuple[Signature, dict[str, np.ndarray]]:
-        signature = servable.signature(signature_name)
-        if len(signature.inputs) != 1:
-            raise invalid_argument("Expected one input Tensor.")
-        kind = model_input.WhichOneof("kind")
-        if kind == "example_list":
-            serialized = [e.SerializeToString() for e in model_input.example_list.examples]
-        elif kind == "example_list_with_context":
-            context = model_input.example_list_with_context.context.SerializeToString()
-            serialized = [context + e.SerializeToString() for e in model_input.example_list_with_context.examples]
-        else:
-            raise invalid_argument("Input is empty.")
-        if not serialized:
-            raise invalid_argument("Input is empty.")
-        inputs = {next(iter(signature.inputs)): np.array(serialized, dtype=object)}
-        signature.check_inputs(inputs)
-        return signature, self._run(servable, signature, inputs, api, deadline)
+        """A Predict; returns the response's model_spec and the selected outputs. The inputs are read under the
+        handle, after the model and signature lookups, as TF Serving does: an unknown model is NOT_FOUND even
+        when its tensors are malformed, and REST's JSON (which carries no dtypes) is read against the very
+        version that runs it. `dtypes` are the wire's declared dtypes (gRPC), checked against the signature."""
+        with self.handle(spec) as servable:
+            signature = servable.signature(spec.signature_name, for_rest_inputs=for_rest_inputs)
+            inputs = read_inputs(signature.inputs)
+            return self.inference.predict(servable, signature, inputs, output_filter, dtypes, deadline)
 
     def classify(
-        self, servable: Servable, spec: model_pb2.ModelSpec, model_input: input_pb2.Input, deadline: float | None = None
+        self, spec: model_pb2.ModelSpec, model_input: input_pb2.Input, deadline: float | None = None
     ) -> classification_pb2.ClassificationResponse:
-        signature, outputs = self._run_examples(servable, spec.signature_name, model_input, "Classify", deadline)
-        classes, scores = outputs.get("classes"), outputs.get("scores")
-        if classes is None and scores is None:
-            raise invalid_argument(
-                "Expected classification signature outputs to contain at least one of {classes, scores}."
-            )
-        response = classification_pb2.ClassificationResponse()
-        self._fill_spec(response.model_spec, servable, signature)
-        rows = len(classes if classes is not None else scores)
-        for i in range(rows):
-            row = response.result.classifications.add()
-            width = (classes if classes is not None else scores)[i].size
-            for j in range(width):
-                label = classes[i].ravel()[j] if classes is not None else b""
-                row.classes.add(
-                    label=label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label),
-                    score=float(scores[i].ravel()[j]) if scores is not None else 0.0,
-                )
-        return response
+        with self.handle(spec) as servable:
+            return self.inference.classify(servable, spec.signature_name, model_input, deadline)
 
     def regress(
-        self, servable: Servable, spec: model_pb2.ModelSpec, model_input: input_pb2.Input, deadline: float | None = None
+        self, spec: model_pb2.ModelSpec, model_input: input_pb2.Input, deadline: float | None = None
     ) -> regression_pb2.RegressionResponse:
-        signature, outputs = self._run_examples(servable, spec.signature_name, model_input, "Regress", deadline)
-        values = outputs.get("outputs")
-        if values is None:
-            raise invalid_argument("No output tensor named outputs found in the signature.")
-        response = regression_pb2.RegressionResponse()
-        self._fill_spec(response.model_spec, servable, signature)
-        for value in np.asarray(values).reshape(len(values), -1)[:, 0]:
-            response.result.regressions.add(value=float(value))
-        return response
+        with self.handle(spec) as servable:
+            return self.inference.regress(servable, spec.signature_name, model_input, deadline)
 
-    @staticmethod
-    def _fill_spec(spec: model_pb2.ModelSpec, servable: Servable, signature: Signature) -> None:
-        spec.name = servable.name
-        spec.signature_name = signature.name
-        spec.version.value = servable.version
+    def multi_inference(
+        self, request: inference_pb2.MultiInferenceRequest, deadline: float | None = None
+    ) -> inference_pb2.MultiInferenceResponse:
+        """Every task on one version of one model, as TF Serving's RunMultiInference."""
+        if not request.tasks:
+            raise invalid_argument("Expected at least one task.")
+        names = {task.model_spec.name for task in request.tasks}
+        if len(names) != 1:
+            raise invalid_argument("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+        signatures = [task.model_spec.signature_name for task in request.tasks]
+        if len(set(signatures)) != len(signatures):
+            raise invalid_argument("Duplicate evaluation of signature: " + signatures[0])
+        response = inference_pb2.MultiInferenceResponse()
+        with self.handle(request.tasks[0].model_spec) as servable:
+            for task in request.tasks:
+                result = response.results.add()
+                signature_name = task.model_spec.signature_name
+                if task.method_name == CLASSIFY_METHOD:
+                    answer = self.inference.classify(servable, signature_name, request.input, deadline)
+                    result.classification_result.CopyFrom(answer.result)
+                elif task.method_name == REGRESS_METHOD:
+                    answer = self.inference.regress(servable, signature_name, request.input, deadline)
+                    result.regression_result.CopyFrom(answer.result)
+                else:
+                    raise invalid_argument(f"Unsupported signature method_name: {task.method_name}")
+                result.model_spec.CopyFrom(answer.model_spec)
+        return response
 
     # ---- metadata / status ---------------------------------------------------------------------------------
     def metadata(
@@ -145,8 +152,8 @@ class DataPlane:
             if field != SIGNATURE_DEF_FIELD:
                 raise invalid_argument(f"Metadata field {field} is not supported")
         response = get_model_metadata_pb2.GetModelMetadataResponse()
-        with self.repository.handle(request.model_spec) as servable:
-            signature_map = get_model_metadata_pb2.SignatureDefMap()
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        with self.handle(request.model_spec) as servable:
             for name, signature_def in servable.signature_defs.items():
                 signature_map.signature_def[name].CopyFrom(signature_def)
             response.model_spec.name = servable.name
@@ -173,24 +180,3 @@ class DataPlane:
             row.status.error_code = state.error_code
             row.status.error_message = state.error_message
         return response
-
-    # ---- warm-up --------------------------------------------------------------------------------------------
-    def replay_log(self, servable: Servable, entry: prediction_log_pb2.PredictionLog) -> None:
-        """Run one warm-up record against a version that is not yet visible to clients."""
-        kind = entry.WhichOneof("log_type")
-        if kind == "predict_log":
-            request = entry.predict_log.request
-            inputs = {k: to_ndarray(v) for k, v in request.inputs.items()}
-            self.predict(
-                servable,
-                request.model_spec.signature_name or DEFAULT_SIGNATURE,
-                inputs,
-                request.output_filter,
-                {k: v.dtype for k, v in request.inputs.items()},
-            )
-        elif kind == "classify_log":
-            self.classify(servable, entry.classify_log.request.model_spec, entry.classify_log.request.input)
-        elif kind == "regress_log":
-            self.regress(servable, entry.regress_log.request.model_spec, entry.regress_log.request.input)
-        else:
-            raise ServingError(invalid_argument("").code, f"Unsupported log_type for warmup: {kind}")

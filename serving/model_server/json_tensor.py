@@ -172,8 +172,13 @@ def signature_name(doc: dict) -> str:
     return name
 
 
-def predict_inputs(doc: dict, infos: Mapping[str, Any], signame: str) -> tuple[dict[str, np.ndarray], str]:
-    """The request's tensors and its format (ROW or COLUMNAR), checked against the signature's inputs."""
+def request_format(doc: dict) -> str:
+    """ROW (`instances`) or COLUMNAR (`inputs`): the answer comes back in the request's format."""
+    return ROW if "instances" in doc else COLUMNAR
+
+
+def predict_inputs(doc: dict, infos: Mapping[str, Any], signame: str) -> dict[str, np.ndarray]:
+    """The request's tensors, checked against the signature's inputs."""
     if not infos:
         raise invalid_argument(f"Failed to get input map for signature: {signame or 'DEFAULT'}")
     has_instances, has_inputs = "instances" in doc, "inputs" in doc
@@ -188,9 +193,9 @@ def predict_inputs(doc: dict, infos: Mapping[str, Any], signame: str) -> tuple[d
             raise invalid_argument(f"JSON Value: {_debug(doc)} Expecting 'instances' to be an list/array")
         if not instances:
             raise invalid_argument(f"JSON Value: {_debug(doc)} No values in 'instances' array")
-        return _from_instances(instances, infos), ROW
+        return _from_instances(instances, infos)
     if has_inputs:
-        return _from_inputs(doc["inputs"], infos), COLUMNAR
+        return _from_inputs(doc["inputs"], infos)
     raise invalid_argument("Missing 'inputs' or 'instances' key")
 
 
@@ -317,10 +322,10 @@ def format_float(value: float, single: bool) -> str:
         return "NaN"
     if math.isinf(value):
         return "-Infinity" if value < 0 else "Infinity"
-    text = "%g" % value
+    text = f"{value:g}"
     roundtrip = np.float32(text) == np.float32(value) if single else float(text) == value
     if not roundtrip:
-        text = "%.9g" % value if single else "%.17g" % value
+        text = f"{value:.9g}" if single else f"{value:.17g}"
     if "." not in text and "e" not in text:
         text += ".0"
     return text

@@ -66,14 +66,16 @@ class Metrics:
                 name = _prom_name(short)
                 lines.append(f"# TYPE {name} counter")
                 for labels, value in self._counts[short].items():
-                    lines.append(f"{name}{_labels(dict(zip(label_names, labels)))} {floatToGoString(value)}")
+                    lines.append(
+                        f"{name}{_labels(dict(zip(label_names, labels, strict=True)))} {floatToGoString(value)}"
+                    )
             for short, (_, label_names) in _HISTOGRAMS.items():
                 name = _prom_name(short)
                 lines.append(f"# TYPE {name} histogram")
                 for labels, (buckets, total, count) in self._hists[short].items():
-                    base = dict(zip(label_names, labels))
+                    base = dict(zip(label_names, labels, strict=True))
                     running = 0
-                    for bound, hits in zip(LATENCY_BUCKETS + [float("inf")], buckets):
+                    for bound, hits in zip(LATENCY_BUCKETS + [float("inf")], buckets, strict=True):
                         running += hits
                         lines.append(f"{name}_bucket{_labels({**base, 'le': floatToGoString(bound)})} {running}")
                     lines.append(f"{name}_sum{_labels(base)} {floatToGoString(total)}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from google.protobuf.message import Message
 
-from data_prep.errors import UserError
+from serving.model_server.errors import invalid_argument, not_found
 
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -75,13 +75,13 @@ MonitoringConfig = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("
 def parse_text_file(path: str, message: Message) -> Message:
     """Fill `message` from a text-format file, failing like TF Serving's ParseProtoTextFile.
 
-    The parser's own complaint goes to stderr as libprotobuf logs it; the raised error carries the
-    "Failed to start server" line tensorflow_model_server prints before exiting non-zero.
+    The parser's own complaint goes to stderr as libprotobuf logs it; the raised ServingError is what
+    tensorflow_model_server's start-up reports before exiting non-zero.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise UserError(f"Failed to start server. Error: NOT_FOUND: {path}; {exc.strerror}") from None
+        raise not_found(f"{path}; {exc.strerror}") from None
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as exc:
@@ -92,5 +92,5 @@ def parse_text_file(path: str, message: Message) -> Message:
             file=sys.stderr,
             flush=True,
         )
-        raise UserError(f"Failed to start server. Error: INVALID_ARGUMENT: Invalid protobuf file: '{path}'") from None
+        raise invalid_argument(f"Invalid protobuf file: '{path}'") from None
     return message

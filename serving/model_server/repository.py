@@ -5,23 +5,24 @@ Follows TF Serving's ServerCore/AspiredVersionsManager: every poll lists integer
 model's version policy (latest N, all, specific), loads new ones first (warm-up included, state LOADING)
 and only then unloads those no longer aspired (availability-preserving). An unloaded version leaves the
 lookup table at once but is freed only when the last in-flight request using it releases it.
+
+It answers "what is loaded" (`serving_map`); resolving a request's ModelSpec to one version and pinning it
+is the dataplane's job. Every failure it raises is a ServingError; start-up words them for the CLI.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
-from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
-from data_prep.errors import UserError
-from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, not_found, status_code
+from serving.contract import versions_on_disk
+from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, status_code
 from serving.model_server.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,12 @@ class VersionState:
     error_message: str = ""
 
 
-def versions_on_disk(base_path: Path) -> dict[int, Path]:
-    """Integer-named folders under base_path; '.tmp' and other non-integer names are not versions."""
-    found: dict[int, Path] = {}
-    for child in base_path.iterdir():
-        if child.name.startswith(".") or not child.name.isdigit() or not child.is_dir():
-            continue
-        found.setdefault(int(child.name), child)
-    return found
+@dataclasses.dataclass(frozen=True)
+class ServingMap:
+    """A snapshot of one model as requests see it: its loaded versions and its labels."""
+
+    versions: Mapping[int, Servable]
+    labels: Mapping[str, int]
 
 
 def aspired_versions(policy: VersionPolicy, available: list[int]) -> list[int]:
@@ -58,6 +57,23 @@ def aspired_versions(policy: VersionPolicy, available: list[int]) -> list[int]:
         return sorted(set(policy.specific.versions) & set(available))
     keep = policy.latest.num_versions if choice == "latest" and policy.latest.num_versions > 0 else 1
     return sorted(available)[-keep:]
+
+
+def unload_order(loaded: list[int], aspired: list[int], pinned: Collection[int] = ()) -> list[int]:
+    """The loaded versions to unload, lowest first, as TF Serving's AvailabilityPreservingPolicy picks them one
+    step at a time: an unaspired version goes once an aspired one serves, or when nothing is aspired (every
+    folder deleted); while aspired versions exist but none has loaded (a new one failed), the newest unaspired
+    one keeps the model up. A version the config names in a `specific` policy is never unloaded, nor any
+    above it (the policy stops at the lowest candidate)."""
+    serving = sorted(loaded)
+    order: list[int] = []
+    while True:
+        stale = [v for v in serving if v not in aspired]
+        may_unload = not aspired or any(v in aspired for v in serving) or len(stale) > 1
+        if not stale or not may_unload or stale[0] in pinned:
+            return order
+        order.append(stale[0])
+        serving.remove(stale[0])
 
 
 class _Model:
@@ -85,7 +101,7 @@ class ModelRepository:
         self._thread: threading.Thread | None = None
 
     # ---- configuration -------------------------------------------------------------------------------------
-    def apply_config(self, config: model_server_config_pb2.ModelServerConfig, *, startup: bool = False) -> None:
+    def apply_config(self, config: model_server_config_pb2.ModelServerConfig) -> None:
         """ReloadConfig: serve exactly these models, wait until each new one has a version, then set labels."""
         if config.WhichOneof("config") != "model_config_list":
             raise invalid_argument("ModelServer does not yet support custom model config.")
@@ -101,22 +117,18 @@ class ModelRepository:
                     self._models[name].config = None
             for name in removed:
                 self._retire(name, list(self._models[name].loaded))
-            self._wait_available(new, startup=startup)
+            self._wait_available(new)
             self._update_labels()
 
-    def _wait_available(self, names: list[str], *, startup: bool) -> None:
+    def _wait_available(self, names: list[str]) -> None:
         while True:
             self.poll_once()
             with self._lock:
                 pending = [n for n in names if not self._models[n].loaded]
                 errors = [(n, v, s) for n in pending for v, s in self._models[n].states.items() if s.error_code != "OK"]
             if errors:
-                name, version, state = errors[0]
-                raise (
-                    ServingError(status_code(state.error_code), state.error_message)
-                    if not startup
-                    else UserError(f"Failed to start server. Error: {state.error_code}: {state.error_message}")
-                )
+                state = errors[0][2]
+                raise ServingError(status_code(state.error_code), state.error_message)
             if not pending:
                 return
             time.sleep(max(self._poll_wait, 1) if self._poll_wait > 0 else 1)
@@ -172,7 +184,9 @@ class ModelRepository:
                 for version in aspired:
                     if version not in model.loaded and version not in model.failed:
                         self._load(name, version, on_disk[version])
-                self._retire(name, [v for v in list(model.loaded) if v not in aspired])
+                policy = config.model_version_policy
+                pinned = policy.specific.versions if policy.WhichOneof("policy_choice") == "specific" else ()
+                self._retire(name, unload_order(list(model.loaded), aspired, pinned))
 
     def _load(self, name: str, version: int, path: Path) -> None:
         model = self._models[name]
@@ -199,8 +213,7 @@ class ModelRepository:
             with self._lock:
                 servable = model.loaded.pop(version)
                 model.states[version] = VersionState("UNLOADING")
-            servable.wait_idle()  # requests that already hold it finish on it
-            servable.unload()
+            servable.retire()  # requests that already hold it finish on it
             with self._lock:
                 model.states[version] = VersionState("END")
             log.info("Done unloading servable version {name: %s version: %d}", name, version)
@@ -209,33 +222,11 @@ class ModelRepository:
         self._stop.set()
 
     # ---- lookups ----------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def handle(self, spec: model_pb2.ModelSpec) -> Iterator[Servable]:
-        """The servable a ModelSpec names (latest, a version, or a label), held for the block's duration."""
-        if not spec.name:
-            raise invalid_argument("ModelSpec has no name specified.")
+    def serving_map(self, name: str) -> ServingMap | None:
+        """What requests for `name` may use now; None for a model this server does not serve."""
         with self._lock:
-            model = self._models.get(spec.name)
-            choice = spec.WhichOneof("version_choice")
-            if choice == "version_label":
-                version = model.labels.get(spec.version_label) if model else None
-                if version is None:
-                    raise invalid_argument(f"Unrecognized servable version label: {spec.version_label}")
-                servable = model.loaded.get(version)
-                request = f"Specific({spec.name}, {version})"
-            elif choice == "version":
-                servable = model.loaded.get(spec.version.value) if model else None
-                request = f"Specific({spec.name}, {spec.version.value})"
-            else:
-                servable = model.loaded[max(model.loaded)] if model and model.loaded else None
-                request = f"Latest({spec.name})"
-            if servable is None:
-                raise not_found(f"Servable not found for request: {request}")
-            servable.acquire()
-        try:
-            yield servable
-        finally:
-            servable.release()
+            model = self._models.get(name)
+            return ServingMap(dict(model.loaded), dict(model.labels)) if model else None
 
     def version_states(self, name: str) -> list[tuple[int, VersionState]]:
         """Every version the server has known for `name`, newest first (unloaded ones stay as END)."""

@@ -1,16 +1,24 @@
-"""TF Serving's REST API (http_rest_api_handler.cc) over a threaded HTTP/1.1 server with keep-alive."""
+"""TF Serving's REST API (http_rest_api_handler.cc) over a threaded HTTP/1.1 server with keep-alive.
+
+Each request: parse the path once (Route), FillModelSpec, read the JSON body, call the dataplane, render
+the answer as JSON. Nothing here holds a servable.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import socket
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 import grpc
+import numpy as np
 from google.protobuf import json_format
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
 from serving.model_server import json_tensor
@@ -19,21 +27,50 @@ from serving.model_server.errors import ServingError, invalid_argument
 
 log = logging.getLogger(__name__)
 
+# RE2 (TF Serving's matcher) has an ASCII-only \d; Python's would also take e.g. Arabic-Indic digits
 _PREDICT = re.compile(
-    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+    re.IGNORECASE | re.ASCII,
 )
 _STATUS = re.compile(
-    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
+    re.IGNORECASE | re.ASCII,
 )
 _V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
+_INT64_MAX = 2**63 - 1
 
 
-def _spec(name: str, version: str | None, label: str | None) -> model_pb2.ModelSpec:
-    spec = model_pb2.ModelSpec(name=name)
-    if version:
-        spec.version.value = int(version)
-    if label:
-        spec.version_label = unquote(label)
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """A request path parsed once: which API, which model, and which version or label of it."""
+
+    api: str  # predict, classify, regress, metadata or status
+    model: str
+    version: str | None = None
+    label: str | None = None
+
+
+def parse_route(method: str, path: str) -> Route:
+    match = _PREDICT.fullmatch(path) if method == "POST" else _STATUS.fullmatch(path) if method == "GET" else None
+    if match is None:
+        raise invalid_argument(f"Malformed request: {method} {path}")
+    name = unquote(match.group(1) or "")
+    version, label = match.group(2), unquote(match.group(3)) if match.group(3) else None
+    if method == "POST":
+        return Route(match.group(4).lower(), name, version, label)
+    if not name:
+        raise invalid_argument("Missing model name in request.")
+    return Route("metadata" if match.group(4) else "status", name, version, label)
+
+
+def fill_model_spec(route: Route) -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=route.model)
+    if route.version:
+        if int(route.version) > _INT64_MAX:  # absl::SimpleAtoi into an int64 fails the same way
+            raise invalid_argument(f"Failed to convert version: {route.version} to numeric.")
+        spec.version.value = int(route.version)
+    if route.label:
+        spec.version_label = route.label
     return spec
 
 
@@ -49,22 +86,17 @@ class RestApi:
         start = time.monotonic()
         name, api = "", ""
         try:
-            match = (
-                _PREDICT.fullmatch(path) if method == "POST" else _STATUS.fullmatch(path) if method == "GET" else None
-            )
-            if match is None:
-                raise invalid_argument(f"Malformed request: {method} {path}")
-            name = unquote(match.group(1) or "")
-            if method == "GET" and not name:
-                raise invalid_argument("Missing model name in request.")
-            spec = _spec(name, *match.group(2, 3))
-            if method == "POST":
-                api = match.group(4).lower()
-                output = self._post(api, spec, body, start)
-            elif match.group(4):
+            route = parse_route(method, path)
+            name = route.model
+            spec = fill_model_spec(route)
+            if route.api == "status":
+                output = self._status(spec)
+            elif route.api == "metadata":
                 output = self._metadata(spec)
             else:
-                output = self._status(spec)
+                api = route.api
+                deadline = start + self.timeout if self.timeout else None
+                output = self._post(api, spec, json_tensor.parse_body(body), deadline)
         except Exception as exc:  # noqa: BLE001 - every failure becomes TF Serving's {"error": ...}
             if not isinstance(exc, ServingError):
                 log.exception("REST request %s %s failed", method, path)
@@ -76,22 +108,19 @@ class RestApi:
             self.plane.metrics.observe("request_latency", (time.monotonic() - start) * 1e6, name, api, "REST")
         return 200, output, name, api
 
-    def _post(self, api: str, spec: model_pb2.ModelSpec, body: bytes, start: float) -> str:
-        doc = json_tensor.parse_body(body)
+    def _post(self, api: str, spec: model_pb2.ModelSpec, doc: dict, deadline: float | None) -> str:
         spec.signature_name = json_tensor.signature_name(doc)
-        deadline = start + self.timeout if self.timeout else None
-        with self.plane.repository.handle(spec) as servable:
-            if api == "predict":
-                signature = servable.signature(spec.signature_name, for_rest_inputs=True)
-                inputs, fmt = json_tensor.predict_inputs(doc, signature.inputs, spec.signature_name)
-                _, outputs = self.plane.predict(servable, spec.signature_name, inputs, deadline=deadline)
-                return json_tensor.render_predictions(outputs, fmt)
-            model_input = json_tensor.examples_input(doc)
-            if api == "classify":
-                return json_tensor.render_classification(
-                    self.plane.classify(servable, spec, model_input, deadline).result
-                )
-            return json_tensor.render_regression(self.plane.regress(servable, spec, model_input, deadline).result)
+        if api == "predict":
+
+            def read_inputs(infos: Mapping[str, meta_graph_pb2.TensorInfo]) -> Mapping[str, np.ndarray]:
+                return json_tensor.predict_inputs(doc, infos, spec.signature_name)
+
+            _, outputs = self.plane.predict(spec, read_inputs, deadline=deadline, for_rest_inputs=True)
+            return json_tensor.render_predictions(outputs, json_tensor.request_format(doc))
+        model_input = json_tensor.examples_input(doc)
+        if api == "classify":
+            return json_tensor.render_classification(self.plane.classify(spec, model_input, deadline).result)
+        return json_tensor.render_regression(self.plane.regress(spec, model_input, deadline).result)
 
     def _status(self, spec: model_pb2.ModelSpec) -> str:
         response = self.plane.status(get_model_status_pb2.GetModelStatusRequest(model_spec=spec))
@@ -156,6 +185,11 @@ class RestServer(ThreadingHTTPServer):
     request_queue_size = 256
 
 
-def make_rest_server(api: RestApi, port: int, metrics_path: str | None) -> RestServer:
+def make_rest_server(api: RestApi, port: int, metrics_path: str | None) -> RestServer | None:
+    """None when the port cannot be bound: like TF Serving, the server logs it and keeps serving gRPC."""
     handler = type("RestHandler", (_Handler,), {"api": api, "metrics_path": metrics_path})
-    return RestServer(("0.0.0.0", port), handler)
+    try:
+        return RestServer(("0.0.0.0", port), handler)
+    except OSError as exc:
+        log.error("Failed to start HTTP Server at localhost:%d (%s)", port, exc.strerror or exc)
+        return None

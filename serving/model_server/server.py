@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from tensorflow_serving.config import model_server_config_pb2
@@ -14,10 +15,12 @@ from data_prep.errors import UserError
 from serving.model_server import protos, warmup
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.dataplane import DataPlane
+from serving.model_server.errors import ServingError, invalid_argument
 from serving.model_server.flags import ServerOptions
 from serving.model_server.grpc_service import make_grpc_server
+from serving.model_server.inference import Inference
 from serving.model_server.monitoring import Metrics
-from serving.model_server.repository import ModelRepository
+from serving.model_server.repository import Loader, ModelRepository
 from serving.model_server.rest import RestApi, make_rest_server
 from serving.model_server.servable import Servable
 
@@ -25,10 +28,6 @@ log = logging.getLogger("serving.model_server")
 
 PROMETHEUS_DEFAULT_PATH = "/monitoring/prometheus/metrics"
 TF_SERVING_VERSION = "2.21.0"
-
-
-def _fail(message: str) -> UserError:
-    return UserError(f"Failed to start server. Error: INVALID_ARGUMENT: {message}")
 
 
 def model_server_config(options: ServerOptions) -> model_server_config_pb2.ModelServerConfig:
@@ -57,6 +56,69 @@ def _configure_tensorflow(options: ServerOptions) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
+def build(options: ServerOptions) -> tuple[DataPlane, str | None]:
+    """Check the options, read the config files and load every configured model (warm-up included); returns
+    the dataplane and the Prometheus path. ServingError when any of it fails, as at TF Serving's start-up."""
+    if options.port == 0 and not options.grpc_socket_path:
+        raise invalid_argument(
+            "At least one of server_options.grpc_port or server_options.grpc_socket_path must be set."
+        )
+    if not options.model_base_path and not options.model_config_file:
+        raise invalid_argument("Both server_options.model_base_path and server_options.model_config_file are empty!")
+    if options.tensorflow_session_parallelism and (
+        options.tensorflow_intra_op_parallelism and options.tensorflow_inter_op_parallelism
+    ):
+        raise invalid_argument(
+            "Either configure server_options.tensorflow_session_parallelism or "
+            "(server_options.tensorflow_intra_op_parallelism, server_options.tensorflow_inter_op_parallelism) "
+            "separately. You cannot configure all."
+        )
+    config = model_server_config(options)
+    batcher = None
+    if options.enable_batching:
+        params = protos.BatchingParameters()
+        if options.batching_parameters_file:
+            protos.parse_text_file(options.batching_parameters_file, params)
+        batcher = BatchScheduler(params)
+    elif options.batching_parameters_file:
+        raise invalid_argument(
+            "server_options.batching_parameters_file is set without setting server_options.enable_batching to true."
+        )
+    metrics_path = None
+    if options.monitoring_config_file and options.rest_api_port:
+        monitoring = protos.parse_text_file(options.monitoring_config_file, protos.MonitoringConfig())
+        if monitoring.prometheus_config.enable:
+            metrics_path = monitoring.prometheus_config.path or PROMETHEUS_DEFAULT_PATH
+    _configure_tensorflow(options)
+    inference = Inference(Metrics(), batcher)
+    repository = ModelRepository(
+        loader(options, inference),
+        poll_wait_seconds=options.file_system_poll_wait_seconds,
+        allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models,
+    )
+    repository.apply_config(config)
+    return DataPlane(repository, inference), metrics_path
+
+
+def loader(options: ServerOptions, inference: Inference) -> Loader:
+    """Load a version with the server's tags and replay its warm-up records through `inference`."""
+    tags = [t for t in options.saved_model_tags.split(",") if t]
+
+    def load(name: str, version: int, path: Path) -> Servable:
+        servable = Servable.load(name, version, path, tags)
+        if options.enable_model_warmup:
+            start = time.monotonic()
+            records = warmup.replay(
+                path, lambda entry: inference.replay(servable, entry), options.num_request_iterations_for_warmup
+            )
+            if records:
+                inference.metrics.count("model_warmup_records_read", str(path), "OK", by=records)
+                inference.metrics.observe("model_warmup_latency", (time.monotonic() - start) * 1e6, str(path), "OK")
+        return servable
+
+    return load
+
+
 def serve(
     options: ServerOptions, ignored_flags: list[str], unknown_args: list[str], stop: threading.Event | None = None
 ) -> None:
@@ -73,76 +135,25 @@ def serve(
 
         print(f"TensorFlow ModelServer: {TF_SERVING_VERSION}-textclf-local\nTensorFlow Library: {tf.__version__}")
         return
-    if options.port == 0 and not options.grpc_socket_path:
-        raise _fail("At least one of server_options.grpc_port or server_options.grpc_socket_path must be set.")
-    if not options.model_base_path and not options.model_config_file:
-        raise _fail("Both server_options.model_base_path and server_options.model_config_file are empty!")
-    if options.tensorflow_session_parallelism and (
-        options.tensorflow_intra_op_parallelism and options.tensorflow_inter_op_parallelism
-    ):
-        raise _fail(
-            "Either configure server_options.tensorflow_session_parallelism or "
-            "(server_options.tensorflow_intra_op_parallelism, server_options.tensorflow_inter_op_parallelism) "
-            "separately. You cannot configure all."
+    try:
+        plane, metrics_path = build(options)
+        grpc_server = make_grpc_server(
+            plane,
+            plane.repository.apply_config,
+            port=options.port,
+            socket_path=options.grpc_socket_path,
+            channel_arguments=options.grpc_channel_arguments,
+            max_threads=options.grpc_max_threads,
         )
-    config = model_server_config(options)
-    batcher = None
-    if options.enable_batching:
-        params = protos.BatchingParameters()
-        if options.batching_parameters_file:
-            protos.parse_text_file(options.batching_parameters_file, params)
-        batcher = BatchScheduler(params)
-    elif options.batching_parameters_file:
-        raise _fail(
-            "server_options.batching_parameters_file is set without setting server_options.enable_batching to true."
-        )
-    metrics_path = None
-    if options.monitoring_config_file and options.rest_api_port:
-        monitoring = protos.parse_text_file(options.monitoring_config_file, protos.MonitoringConfig())
-        if monitoring.prometheus_config.enable:
-            metrics_path = monitoring.prometheus_config.path or PROMETHEUS_DEFAULT_PATH
-    _configure_tensorflow(options)
-
-    metrics = Metrics()
-    tags = [t for t in options.saved_model_tags.split(",") if t]
-    plane_box: list[DataPlane] = []
-
-    def load(name: str, version: int, path: Path) -> Servable:
-        servable = Servable(name, version, path, tags)
-        if options.enable_model_warmup:
-            import time
-
-            start = time.monotonic()
-            records = warmup.replay(
-                path, lambda entry: plane_box[0].replay_log(servable, entry), options.num_request_iterations_for_warmup
-            )
-            if records:
-                metrics.count("model_warmup_records_read", str(path), "OK", by=records)
-                metrics.observe("model_warmup_latency", (time.monotonic() - start) * 1e6, str(path), "OK")
-        return servable
-
-    repository = ModelRepository(
-        load,
-        poll_wait_seconds=options.file_system_poll_wait_seconds,
-        allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models,
-    )
-    plane = DataPlane(repository, metrics, batcher)
-    plane_box.append(plane)
-    repository.apply_config(config, startup=True)
+    except ServingError as exc:  # tensorflow_model_server's last line before it exits non-zero
+        raise UserError(f"Failed to start server. Error: {exc.code_name}: {exc.message}") from None
+    repository = plane.repository
     repository.start_polling()
 
     stop = stop or threading.Event()
     if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
         threading.Thread(target=_poll_config, args=(repository, options, stop), name="config-poll", daemon=True).start()
 
-    grpc_server = make_grpc_server(
-        plane,
-        repository.apply_config,
-        port=options.port,
-        socket_path=options.grpc_socket_path,
-        channel_arguments=options.grpc_channel_arguments,
-        max_threads=options.grpc_max_threads,
-    )
     grpc_server.start()
     if options.port:
         log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", options.port)
@@ -153,8 +164,9 @@ def serve(
         rest_server = make_rest_server(
             RestApi(plane, options.rest_api_timeout_in_ms), options.rest_api_port, metrics_path
         )
-        threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
-        log.info("Exporting HTTP/REST API at:localhost:%d ...", options.rest_api_port)
+        if rest_server is not None:
+            threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
+            log.info("Exporting HTTP/REST API at:localhost:%d ...", options.rest_api_port)
     elif options.rest_api_port:
         log.error(
             "server_options.http_port cannot be same as grpc_port. Please use a different port for "

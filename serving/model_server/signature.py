@@ -15,7 +15,6 @@ from serving.model_server.errors import ServingError, invalid_argument, status_c
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
-DEFAULT_SIGNATURE = "serving_default"
 
 
 def dtype_name(enum: int) -> str:
@@ -59,7 +58,7 @@ class Signature:
                 continue
             wanted_dims = [d.size for d in info.tensor_shape.dim]
             got = inputs[key].shape
-            if len(got) != len(wanted_dims) or any(w >= 0 and w != g for w, g in zip(wanted_dims, got)):
+            if len(got) != len(wanted_dims) or any(w >= 0 and w != g for w, g in zip(wanted_dims, got, strict=True)):
                 raise invalid_argument(
                     f"Input to signature input '{key}' has shape {shape_text(got)}, which is incompatible "
                     f"with the signature's shape {shape_text(wanted_dims)}"

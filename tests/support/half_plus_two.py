@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from serving.contract import SIGNATURE, WARMUP_FILE
+
 
 def export_half_plus_two(base: Path, version: str, warmup: bool = True) -> Path:
     """MODEL_BASE/NAME/<version>: `serving_default` y = 0.5x + 2 (float32 [batch]) and `echo` on tf.string,
@@ -22,13 +24,13 @@ def export_half_plus_two(base: Path, version: str, warmup: bool = True) -> Path:
 
     module = HalfPlusTwo()
     tmp, final = base / f".{version}.tmp", base / version
-    tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.predict, "echo": module.echo})
+    tf.saved_model.save(module, str(tmp), signatures={SIGNATURE: module.predict, "echo": module.echo})
     if warmup:
-        (tmp / "assets.extra").mkdir()
-        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
+        (tmp / WARMUP_FILE).parent.mkdir()
+        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=SIGNATURE))
         request.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0, 2.0], dtype=tf.float32))
         entry = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-        with tf.io.TFRecordWriter(str(tmp / "assets.extra" / "tf_serving_warmup_requests")) as writer:
+        with tf.io.TFRecordWriter(str(tmp / WARMUP_FILE)) as writer:
             writer.write(entry.SerializeToString())
     tmp.rename(final)
     return final

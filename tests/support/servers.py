@@ -1,8 +1,8 @@
-"""Real servers for drills and fuzzing: tiny model versions published atomically, the local model server
+"""Real servers for tests and drills: tiny model versions published atomically, the local model server
 and the gateway (under gunicorn) as subprocesses on free loopback ports, always stopped on the way out.
 
 The tiny SavedModels come from tests/support/tiny_models.py (one copy of that builder); the
-process plumbing from bench/processes.py (one copy of start / wait / stop).
+process plumbing and the ModelServer helper from bench/processes.py (one copy, which the benchmark uses too).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from pathlib import Path
 
 import requests
 
-from bench.processes import VENV_BIN, child_env, free_port, running, start, stop, wait_until
+from bench.processes import VENV_BIN, ModelServer, child_env, free_port, running
+from serving.contract import TOKENS_INPUT
 from tests.support import tiny_models
 
 MODEL = "tiny"
@@ -32,15 +32,10 @@ __all__ = [
     "model_server",
     "gateway",
     "version_states",
-    "free_port",
-    "start",
-    "stop",
-    "wait_until",
-    "child_env",
 ]
 
 
-def publish_tiny_version(base: Path, version: int, *, bias: int = -1, input_name: str = "tokens") -> Path:
+def publish_tiny_version(base: Path, version: int, *, bias: int = -1, input_name: str = TOKENS_INPUT) -> Path:
     """MODEL_BASE/NAME/VERSION written under a '.' temp name beside it, then renamed (Contract 2)."""
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=base))
@@ -53,52 +48,15 @@ def publish_tiny_version(base: Path, version: int, *, bias: int = -1, input_name
     return base / str(version)
 
 
-@dataclass
-class ModelServer:
-    grpc_port: int
-    rest_port: int
-    log: Path
-    proc: subprocess.Popen | None = None
-
-    @property
-    def rest(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
-
-
 def version_states(server: ModelServer, model: str = MODEL) -> dict[int, str]:
-    """version -> state from the REST status API (TF Serving renders versions as strings)."""
-    answer = requests.get(f"{server.rest}/v1/models/{model}", timeout=5).json()
-    return {int(v["version"]): v["state"] for v in answer.get("model_version_status", [])}
+    """version -> state of `model` as the server's REST status API reports it."""
+    return server.version_states(model)
 
 
-def model_server_cmd(base: Path, grpc_port: int, rest_port: int, *extra: str) -> list[str]:
-    return [
-        str(VENV_BIN / "textclf"),
-        "model-server",
-        f"--port={grpc_port}",
-        f"--rest_api_port={rest_port}",
-        f"--model_name={MODEL}",
-        f"--model_base_path={base}",
-        "--file_system_poll_wait_seconds=1",
-        *extra,
-    ]
-
-
-def model_ready(server: ModelServer):
-    return lambda: "AVAILABLE" in version_states(server).values()
-
-
-@contextlib.contextmanager
-def model_server(base: Path, log_dir: Path, *extra: str) -> Iterator[ModelServer]:
-    server = ModelServer(free_port(), free_port(), log_dir / "model-server.log")
-    with running(
-        model_server_cmd(base, server.grpc_port, server.rest_port, *extra),
-        server.log,
-        model_ready(server),
-        what="model server",
-        timeout_s=120,
-    ) as server.proc:
-        yield server
+def model_server(base: Path, log_dir: Path, *extra: str) -> ModelServer:
+    """The model server on MODEL at `base`, polling the folder every second: `with model_server(...) as s:`."""
+    flags = [f"--model_name={MODEL}", f"--model_base_path={base}", "--file_system_poll_wait_seconds=1", *extra]
+    return ModelServer(flags, log_dir / "model-server.log", models=(MODEL,))
 
 
 @dataclass
@@ -136,6 +94,9 @@ def gateway(
         GUNICORN_LOGLEVEL="warning",
     )
     cmd = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), "serving.gateway.wsgi:app"]
-    ready = lambda: requests.get(f"{gw.url}/readyz", timeout=2).status_code == 200
+
+    def ready() -> bool:
+        return requests.get(f"{gw.url}/readyz", timeout=2).status_code == 200
+
     with running(cmd, gw.log, ready, env=env, what="gateway", timeout_s=60):
         yield gw

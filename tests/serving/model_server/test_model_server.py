@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -18,52 +21,55 @@ from tensorflow_serving.apis import (
 )
 
 from tests.support.half_plus_two import export_half_plus_two
+from tests.support.servers import ModelServer
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, start_server):
+def half_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("models") / "half"
     base.mkdir()
     export_half_plus_two(base, "00000001")  # leading zeros: version 1
     (base / ".2.tmp").mkdir()  # half-written versions are not versions
     (base / "notes").mkdir()
-    monitoring = base.parent / "monitoring.config"
+    return base
+
+
+@pytest.fixture(scope="module")
+def server(half_base: Path) -> Iterator[ModelServer]:
+    monitoring = half_base.parent / "monitoring.config"
     monitoring.write_text('prometheus_config { enable: true, path: "/metrics/tf" }')
-    server = start_server(
-        [
-            "--model_name=half",
-            f"--model_base_path={base}",
-            "--file_system_poll_wait_seconds=1",
-            f"--monitoring_config_file={monitoring}",
-            "--enable_profiler=false",
-        ],
-        "half",
-    )
-    server.base = base
-    return server
+    flags = [
+        "--model_name=half",
+        f"--model_base_path={half_base}",
+        "--file_system_poll_wait_seconds=1",
+        f"--monitoring_config_file={monitoring}",
+        "--enable_profiler=false",
+    ]
+    with ModelServer(flags, half_base.parent / "server.log", models=["half"]) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def stubs(server):
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    channel = grpc.insecure_channel(server.grpc_target)
     yield prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel)
     channel.close()
 
 
 def test_status_reports_leading_zero_version_as_available(server):
-    body = requests.get(f"{server.url}/v1/models/half").json()
+    body = requests.get(f"{server.rest_url}/v1/models/half").json()
     assert body == {
         "model_version_status": [
             {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
         ]
     }
-    assert requests.get(f"{server.url}/v1/models/half/versions/1").status_code == 200
+    assert requests.get(f"{server.rest_url}/v1/models/half/versions/1").status_code == 200
 
 
 def test_metadata_renders_signature_defs_as_proto_json(server):
-    body = requests.get(f"{server.url}/v1/models/half/metadata").json()
+    body = requests.get(f"{server.rest_url}/v1/models/half/metadata").json()
     assert body["model_spec"] == {"name": "half", "version": "1", "signature_name": ""}
     signatures = body["metadata"]["signature_def"]["signature_def"]
     assert signatures["serving_default"]["inputs"]["x"]["dtype"] == "DT_FLOAT"
@@ -72,21 +78,21 @@ def test_metadata_renders_signature_defs_as_proto_json(server):
 
 
 def test_predict_row_and_columnar(server):
-    row = requests.post(f"{server.url}/v1/models/half:predict", json={"instances": [1.0, 2.0, 5]})
+    row = requests.post(f"{server.rest_url}/v1/models/half:predict", json={"instances": [1.0, 2.0, 5]})
     assert row.status_code == 200 and row.json() == {"predictions": [2.5, 3.0, 4.5]}
     assert "3.0" in row.text  # whole floats keep their ".0", as TF Serving writes them
-    col = requests.post(f"{server.url}/v1/models/half/versions/1:predict", json={"inputs": {"x": [0.0, -4.0]}})
+    col = requests.post(f"{server.rest_url}/v1/models/half/versions/1:predict", json={"inputs": {"x": [0.0, -4.0]}})
     assert col.json() == {"outputs": [2.0, 0.0]}
 
 
 def test_predict_strings_and_multiple_outputs(server):
     body = {"signature_name": "echo", "instances": ["ab", "中文", {"b64": "eHk="}]}
-    rows = requests.post(f"{server.url}/v1/models/half:predict", json=body).json()
+    rows = requests.post(f"{server.rest_url}/v1/models/half:predict", json=body).json()
     assert rows == {
         "predictions": [{"length": 2, "upper": "AB"}, {"length": 2, "upper": "中文"}, {"length": 2, "upper": "XY"}]
     }
     cols = requests.post(
-        f"{server.url}/v1/models/half:predict", json={"signature_name": "echo", "inputs": ["ab"]}
+        f"{server.rest_url}/v1/models/half:predict", json={"signature_name": "echo", "inputs": ["ab"]}
     ).json()
     assert cols == {"outputs": {"length": [2], "upper": ["AB"]}}
 
@@ -115,7 +121,7 @@ def test_predict_strings_and_multiple_outputs(server):
     ],
 )
 def test_rest_errors(server, path, payload, status, message):
-    answer = requests.post(f"{server.url}{path}", data=payload)
+    answer = requests.post(f"{server.rest_url}{path}", data=payload)
     assert answer.status_code == status
     assert message in answer.json()["error"]
 
@@ -154,6 +160,14 @@ def test_grpc_errors(stubs):
     assert wrong_type.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "Expects arg[0] to be float but double is provided" in wrong_type.value.details()
 
+    malformed = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\0" * 5)  # 5 bytes: no float
+    malformed.tensor_shape.dim.add(size=3)
+    request.inputs["x"].CopyFrom(malformed)
+    with pytest.raises(grpc.RpcError) as unreadable:
+        predict.Predict(request, timeout=20)
+    assert unreadable.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert unreadable.value.details().startswith("Could not parse tensor proto")
+
     status_request = get_model_status_pb2.GetModelStatusRequest()
     status_request.model_spec.name = "nope"
     with pytest.raises(grpc.RpcError) as no_status:
@@ -173,28 +187,33 @@ def test_grpc_metadata_and_status(stubs):
     assert [(s.version, s.state) for s in status.model_version_status] == [(1, 30)]  # 30 = AVAILABLE
 
 
+def test_the_helper_refuses_to_start_a_running_server_again(server):
+    assert server.grpc_port != server.rest_port
+    with pytest.raises(RuntimeError, match="already running"):
+        server.start()
+
+
 def test_prometheus_metrics_at_configured_path(server):
-    text = requests.get(f"{server.url}/metrics/tf").text
+    text = requests.get(f"{server.rest_url}/metrics/tf").text
     assert "# TYPE :tensorflow:serving:request_count counter" in text
     assert ':tensorflow:serving:request_count{model_name="half",status="OK"}' in text
     assert ":tensorflow:serving:request_latency_bucket" in text
 
 
-def test_new_version_is_picked_up_and_old_one_unloaded(server):
+def test_new_version_is_picked_up_and_old_one_unloaded(server, half_base):
     """Runs last in this module: it changes what the shared server serves."""
-    export_half_plus_two(server.base, "2")
+    export_half_plus_two(half_base, "2")
     deadline = time.monotonic() + 60
     states = []
     while time.monotonic() < deadline:
-        states = requests.get(f"{server.url}/v1/models/half").json()["model_version_status"]
+        states = requests.get(f"{server.rest_url}/v1/models/half").json()["model_version_status"]
         if [(s["version"], s["state"]) for s in states] == [("2", "AVAILABLE"), ("1", "END")]:
             break
         # requests keep being answered throughout the swap
-        assert requests.post(f"{server.url}/v1/models/half:predict", json={"instances": [2.0]}).status_code == 200
+        assert requests.post(f"{server.rest_url}/v1/models/half:predict", json={"instances": [2.0]}).status_code == 200
         time.sleep(0.2)
     assert [(s["version"], s["state"]) for s in states] == [("2", "AVAILABLE"), ("1", "END")]
-    answer = requests.post(f"{server.url}/v1/models/half:predict", json={"instances": [2.0]})
+    answer = requests.post(f"{server.rest_url}/v1/models/half:predict", json={"instances": [2.0]})
     assert answer.json() == {"predictions": [3.0]}
-    assert (
-        requests.post(f"{server.url}/v1/models/half/versions/1:predict", json={"instances": [2.0]}).status_code == 404
-    )
+    old = requests.post(f"{server.rest_url}/v1/models/half/versions/1:predict", json={"instances": [2.0]})
+    assert old.status_code == 404
