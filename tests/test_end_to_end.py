@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from bench.processes import TEXTCLF, child_env, free_port, running
+from bench.processes import TEXTCLF, ModelServer, child_env, free_port, running
 from data_prep.preprocess import Preprocessor
 from tests.support.corpus import LABELS, SMALL, generated_rows
 
@@ -39,39 +39,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     textclf("train", "lstm", "--data", str(work / "data"), "--out", str(work / "run"), *SMALL)
     textclf("export", str(work / "run"), "--model-base", str(work / "models"), "--name", "reviews")
 
-    grpc_port, rest_port, gateway_port = free_port(), free_port(), free_port()
-    rest = f"http://127.0.0.1:{rest_port}"
+    server = ModelServer(
+        ["--model_name=reviews", f"--model_base_path={work / 'models' / 'reviews'}"],
+        work / "model-server.log",
+        models=["reviews"],
+    )
+    gateway_port = free_port()
     gateway = f"http://127.0.0.1:{gateway_port}"
-    server_cmd = [
-        str(TEXTCLF),
-        "model-server",
-        f"--port={grpc_port}",
-        f"--rest_api_port={rest_port}",
-        "--model_name=reviews",
-        f"--model_base_path={work / 'models' / 'reviews'}",
-    ]
     gateway_cmd = [
         str(TEXTCLF),
         "serve",
         "--port",
         str(gateway_port),
         "--tfserving-grpc",
-        f"127.0.0.1:{grpc_port}",
+        server.grpc_target,
         "--model",
         "reviews",
         "--preprocessing",
         str(work / "data" / "meta.json"),
     ]
     with (
-        running(
-            server_cmd,
-            work / "model-server.log",
-            lambda: requests.get(f"{rest}/v1/models/reviews").ok,
-            what="model server",
-        ),
+        server,
         running(gateway_cmd, work / "gateway.log", lambda: requests.get(f"{gateway}/readyz").ok, what="gateway"),
     ):
-        yield {"work": work, "rest": rest, "gateway": gateway}
+        yield {"work": work, "rest": server.rest_url, "gateway": gateway}
 
 
 def test_gateway_answers_what_the_model_says_for_training_preprocessing(stack: dict) -> None:
@@ -89,7 +80,7 @@ def test_gateway_answers_what_the_model_says_for_training_preprocessing(stack: d
         json={"instances": [preprocessor.tokens(t) for t in TEXTS]},
         timeout=30,
     ).json()
-    for result, expected in zip(body["results"], direct["predictions"]):
+    for result, expected in zip(body["results"], direct["predictions"], strict=True):
         assert result["label"] == expected["label"]
         assert result["score"] == pytest.approx(expected["top_score"], abs=1e-6)
         assert {k["label"] for k in result["top_k"]} == set(LABELS)  # class_names names every column

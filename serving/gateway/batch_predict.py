@@ -79,10 +79,8 @@ def direct_classifier(
     top_k: int | None = None,
 ) -> ClassifyFn:
     """Classify straight through TF Serving's REST API, preprocessing here exactly as the gateway does."""
-    from serving.gateway.app import build_preprocessor, build_upstream
-    from serving.gateway.classifier import Classifier
+    from serving.gateway.assembly import build_classifier, build_upstream
     from serving.gateway.config import GatewayConfig
-    from serving.gateway.signatures import SignatureCache
 
     config = GatewayConfig(
         tfserving_rest=tfserving_rest,
@@ -90,9 +88,9 @@ def direct_classifier(
         user_dict=user_dict,
         stopwords=stopwords,
         upstream_timeout_s=60.0,
+        metadata_ttl_s=3600.0,  # one run: no version swap to follow
     )
-    upstream = build_upstream(config)
-    classifier = Classifier(upstream, build_preprocessor(config), SignatureCache(upstream.metadata, ttl_s=3600.0))
+    classifier = build_classifier(build_upstream(config), config)
 
     def classify(texts: Sequence[str]) -> list[dict[str, Any]]:
         try:
@@ -135,9 +133,9 @@ def predict_file(
     ):
         write = _writer(out, output_path.suffix.lower())
         for batch in _batches(source.rows(), batch_size):
-            texts = [row.text for row in batch if row.problem is None]
+            texts = [row.text for row in batch if row.problem is None and row.text is not None]
             results = iter(classify(texts)) if texts else iter(())
-            for row in batch:
+            for row in batch:  # a row without a problem has its text (sources.Row)
                 write(row, None if row.problem else next(results))
                 counts["rows"] += 1
                 counts["errors" if row.problem else "classified"] += 1

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
-from data_prep.dataset_format import TEXT, TOKENS
 from data_prep.preprocess import Preprocessor
+from serving.contract import CLASS_NAMES, LABEL, PROBABILITIES, SIGNATURE, TEXT_INPUT, TOKENS_INPUT
 from serving.gateway.errors import ApiError, UpstreamError
 from serving.gateway.signatures import SignatureCache
 from serving.gateway.upstream import Signature, Upstream
-
-# Contract 2 outputs the gateway reads: column i of probabilities is label id i; `class_names` (if the
-# exporter provides it) names every column, which top-k needs; `label` names the argmax.
-PROBABILITIES, LABEL, CLASS_NAMES = "probabilities", "label", "class_names"
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ class Classifier:
 
     def _predict(self, signature: Signature, texts: Sequence[str], top_k: int) -> dict[str, list[Any]]:
         input_name = input_kind(signature)
-        prepare = self.preprocessor.tokens if input_name == TOKENS else self.preprocessor.clean
+        prepare = self.preprocessor.tokens if input_name == TOKENS_INPUT else self.preprocessor.clean
         values = [prepare(text) for text in texts]
         # class_names repeats every label on every row: fetch it only when top-k needs more than the argmax
         wanted = (PROBABILITIES, LABEL, CLASS_NAMES) if top_k > 1 else (PROBABILITIES, LABEL)
@@ -70,15 +66,15 @@ class Classifier:
 
 def input_kind(signature: Signature) -> str:
     """`tokens` (LSTM: jieba words) or `text` (BERT: cleaned text), from the signature's input name."""
-    if len(signature.inputs) == 1 and signature.inputs[0] in (TOKENS, TEXT):
+    if len(signature.inputs) == 1 and signature.inputs[0] in (TOKENS_INPUT, TEXT_INPUT):
         if PROBABILITIES in signature.outputs and LABEL in signature.outputs:
             return signature.inputs[0]
     raise ApiError(
         "unsupported_model",
         (
-            f"model {signature.model!r} version {signature.version} has serving_default inputs "
+            f"model {signature.model!r} version {signature.version} has {SIGNATURE} inputs "
             f"{list(signature.inputs)} and outputs {list(signature.outputs)}; the gateway needs one input "
-            f"`{TOKENS}` or `{TEXT}` and outputs `{PROBABILITIES}` and `{LABEL}`"
+            f"`{TOKENS_INPUT}` or `{TEXT_INPUT}` and outputs `{PROBABILITIES}` and `{LABEL}`"
         ),
     )
 
@@ -110,5 +106,5 @@ def _results(answer: dict[str, list[Any]], count: int, top_k: int) -> list[dict[
     return results
 
 
-def _rows(value: Any, count: int) -> bool:
+def _rows(value: Any, count: int) -> TypeGuard[list[Any]]:
     return isinstance(value, list) and len(value) == count

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -53,7 +54,7 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     "--api-key", "api_keys", multiple=True, help="Require X-API-Key (repeat for several; or TEXTCLF_API_KEYS)."
 )
 @_limit_options
-def serve(host: str, port: int, models: tuple[str, ...], api_keys: tuple[str, ...], **options: object) -> None:
+def serve(host: str, port: int, models: tuple[str, ...], api_keys: tuple[str, ...], **options: Any) -> None:
     """Run the gateway on Flask's development server (production: gunicorn, see serving/Dockerfile)."""
     from serving.gateway.app import create_app
     from serving.gateway.config import GatewayConfig
@@ -123,7 +124,7 @@ def predict(
         classify = gateway_classifier(
             gateway, model, api_key=api_key, version=version, version_label=version_label, top_k=top_k
         )
-    else:
+    elif tfserving_rest:  # always, past the guard; says so to the type checker
         classify = direct_classifier(
             tfserving_rest,
             model,

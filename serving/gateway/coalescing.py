@@ -62,6 +62,14 @@ class CoalescingUpstream:
         self._queues: dict[_Key, collections.deque[_Call]] = collections.defaultdict(collections.deque)
         self._running: dict[_Key, int] = collections.defaultdict(int)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no call running: every leader slot has come back (a drained worker). Public
+        because a leaked slot shows no symptom until its key stalls much later; this is how tests (or a
+        worker shutting down) check the coalescer drained, without reading its tables."""
+        with self._lock:
+            return not any(self._running.values()) and not any(self._queues.values())
+
     def metadata(self, model: str, version: int | None = None, label: str | None = None) -> Signature:
         return self.inner.metadata(model, version, label)
 

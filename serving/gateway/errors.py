@@ -26,13 +26,23 @@ CODES = {
 
 
 class ApiError(Exception):
-    """An error with a stable code; the app renders it as JSON with the code's HTTP status."""
+    """An error with a stable code; the app renders it as JSON with the code's HTTP status (or `status`,
+    for an HTTP error Werkzeug raised whose status no code names)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = CODES[code]
+        self.status = status if status is not None else CODES[code]
+
+
+# HTTP status -> code, for what Werkzeug itself rejects before a route runs
+_HTTP_CODES = {400: "bad_json", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+def http_code(status: int) -> str:
+    """The code for an HTTP error Werkzeug raised: the one named for its status, else a catch-all by class."""
+    return _HTTP_CODES.get(status, "invalid_request" if status < 500 else "internal")
 
 
 # UpstreamError kinds and the client-facing code each becomes

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from serving.contract import SIGNATURE
 from serving.gateway.errors import UpstreamError
 from serving.gateway.tfs_protos import (
     get_model_metadata_pb2,
@@ -21,7 +22,7 @@ from serving.gateway.tfs_protos import (
     tensor_pb2,
     types_pb2,
 )
-from serving.gateway.upstream import SIGNATURE, Signature, VersionStatus
+from serving.gateway.upstream import Signature, VersionStatus
 
 _CODE_KINDS = {
     grpc.StatusCode.UNAVAILABLE: "unavailable",
@@ -129,7 +130,7 @@ def tensor_to_list(tensor: tensor_pb2.TensorProto) -> list[Any]:
     shorter list whose last value repeats (all-equal tensors compress to one value).
     """
     shape = [dim.size for dim in tensor.tensor_shape.dim]
-    count = math.prod(shape)  # numpy's prod costs more than the whole list here
+    count = math.prod(shape)
     if tensor.dtype == types_pb2.DT_STRING:
         flat: Any = np.array([raw.decode("utf-8", "replace") for raw in tensor.string_val], dtype=object)
         fill: Any = ""

@@ -75,7 +75,7 @@ class GatewayMetrics:
         self.upstream_batch_texts.observe(texts)
 
     def predicted(self, model: str, version: int, labels: Sequence[str], scores: Sequence[float]) -> None:
-        for label, score in zip(labels, scores):
+        for label, score in zip(labels, scores, strict=True):
             self.predictions.labels(model, str(version), label).inc()
             self.top_score.labels(model, str(version)).observe(score)
 

@@ -123,7 +123,7 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
-_KEY = [{"ApiKey": []}]
+_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -148,14 +148,14 @@ OPENAPI: dict[str, Any] = {
                 },
                 "responses": {
                     "200": _json("ClassifyResponse", "one result per text, in order"),
-                    **_errors(400, 401, 404, 413, 422, 502, 503, 504),
+                    **_errors(400, 401, 404, 413, 422, 500, 502, 503, 504),
                 },
             }
         },
         "/v1/models": {
             "get": {
                 "summary": "The models this gateway fronts, with TF Serving's version states",
-                "responses": {"200": _json("Models", "models"), **_errors(401)},
+                "responses": {"200": _json("Models", "models"), **_errors(401, 500, 502, 503, 504)},
             }
         },
         "/healthz": {

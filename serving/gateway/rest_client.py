@@ -9,8 +9,9 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
+from serving.contract import SIGNATURE
 from serving.gateway.errors import UpstreamError
-from serving.gateway.upstream import SIGNATURE, Signature, VersionStatus
+from serving.gateway.upstream import Signature, VersionStatus
 
 # HTTP status TF Serving answers with -> UpstreamError kind
 _STATUS_KINDS = {400: "invalid_argument", 404: "not_found", 408: "timeout", 503: "unavailable", 504: "timeout"}

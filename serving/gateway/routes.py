@@ -6,12 +6,14 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from serving.gateway.app import gateway
+from serving.gateway.context import gateway
 from serving.gateway.errors import ApiError, UpstreamError
 from serving.gateway.openapi import OPENAPI
 from serving.gateway.validation import parse_classify
 
 blueprint = Blueprint("routes", __name__)
+# probes and the API description answer without an API key
+PUBLIC_ENDPOINTS = frozenset(f"{blueprint.name}.{name}" for name in ("healthz", "readyz", "openapi"))
 
 _READINESS_PROBE = "__textclf_readiness_probe__"  # any NOT_FOUND answer proves TF Serving is up
 
@@ -32,7 +34,7 @@ def classify() -> dict[str, Any]:
 @blueprint.get("/v1/models")
 def models() -> dict[str, Any]:
     gw = gateway()
-    listed = []
+    listed: list[dict[str, Any]] = []
     for name in gw.config.models:
         try:
             versions = [vars(v) for v in gw.guarded.status(name)]

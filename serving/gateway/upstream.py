@@ -1,7 +1,8 @@
 """The one small interface the gateway needs from TF Serving, whichever protocol carries it.
 
-`rest_client.RestUpstream` and `grpc_client.GrpcUpstream` implement it; `resilience.GuardedUpstream`
-wraps either with retries and a circuit breaker. All raise `errors.UpstreamError` on failure.
+`rest_client.RestUpstream` and `grpc_client.GrpcUpstream` implement it (and the tests' in-process
+FakeUpstream); `resilience.GuardedUpstream` wraps either with retries and a circuit breaker. All raise
+`errors.UpstreamError` on failure.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-SIGNATURE = "serving_default"
-
 
 @dataclass(frozen=True)
 class Signature:
-    """The `serving_default` signature of one resolved model version (from the metadata API)."""
+    """The serving signature (contract.SIGNATURE) of one resolved model version (from the metadata API)."""
 
     model: str
     version: int
@@ -35,13 +34,13 @@ class Upstream(Protocol):
     target: str  # where TF Serving is, for messages and /v1/models
 
     def metadata(self, model: str, version: int | None = None, label: str | None = None) -> Signature:
-        """Resolve a version (latest, a number or a label) and read its serving_default signature."""
+        """Resolve a version (latest, a number or a label) and read its serving signature."""
 
     def status(self, model: str) -> list[VersionStatus]: ...
 
     def predict(
         self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]
     ) -> dict[str, list[Any]]:
-        """Run serving_default on a batch of strings; output name -> nested Python lists."""
+        """Run the serving signature on a batch of strings; output name -> nested Python lists."""
 
     def close(self) -> None: ...

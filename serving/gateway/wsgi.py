@@ -12,7 +12,7 @@ import os
 from serving.gateway.app import create_app
 from serving.gateway.config import GatewayConfig
 
-# TEXTCLF_LOG_LEVEL=WARNING drops the per-request line (a few % of CPU under load); errors still log
+# TEXTCLF_LOG_LEVEL=WARNING drops the per-request line (it costs CPU under load); errors still log
 logging.basicConfig(
     level=os.environ.get("TEXTCLF_LOG_LEVEL", "INFO").upper(),
     format="%(asctime)s %(levelname)s %(process)d %(name)s %(message)s",

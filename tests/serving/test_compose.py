@@ -69,6 +69,9 @@ def test_gateway_service(compose):
     assert env["TEXTCLF_TFSERVING_GRPC"] == "tfserving:" + flags(compose["services"]["tfserving"])["port"]
     config = GatewayConfig.from_env({k: v for k, v in env.items() if v and "${" not in v})
     assert set(config.models) <= model_names()
+    # a merged or split call must never pass TF Serving's batch limit, or TF Serving rejects it
+    batching = text_format.Parse((CONFIG / "batching.config").read_text(), BatchingParameters())
+    assert 0 < config.coalesce_max_texts <= batching.max_batch_size.value
 
 
 def model_names() -> set[str]:
@@ -114,6 +117,18 @@ def test_image_has_every_module_the_gateway_imports():
     for module in (m for m in modules if m.endswith("_pb2") and m.startswith("tensorflow.")):
         assert any(module.replace(".", "/").startswith(d + "/") for d in proto_dirs), module
 
+    first_party = [m for m in modules if m.split(".")[0] in ("serving", "data_prep")]
+    copied = re.findall(r"^COPY (?!--)(\S+) ", DOCKERFILE, flags=re.MULTILINE)
+    allowed = [
+        line[1:].rstrip("/")
+        for line in (ROOT / "serving" / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+    for module in first_party:
+        source = _source_of(module)
+        assert any(_within(source, c) for c in copied), f"{module} ({source}) is not COPY'd into the image"
+        assert any(_within(source, a) for a in allowed), f"{module} ({source}) is left out by the .dockerignore"
+
     requirements = (ROOT / "serving" / "gateway" / "requirements.txt").read_text()
     wanted = {
         re.split(r"[=<>]", line)[0].strip().lower().replace("_", "-")
@@ -131,6 +146,16 @@ def test_image_has_every_module_the_gateway_imports():
         assert providers & wanted or _required_by(providers, wanted), (
             f"{top} ({providers}) is not installed in the image"
         )
+
+
+def _source_of(module: str) -> str:
+    """The repository path a first-party module is imported from."""
+    path = ROOT / module.replace(".", "/")
+    return str(path.relative_to(ROOT)) + ("/__init__.py" if path.is_dir() else ".py")
+
+
+def _within(source: str, copied: str) -> bool:
+    return source == copied or source.startswith(copied.rstrip("/") + "/")
 
 
 def _required_by(providers: set[str], wanted: set[str]) -> bool:

@@ -15,7 +15,7 @@ SHARED = ["这个", "酒店", "服务", "房间", "我们", "的", "了", "还",
 def generated_rows(n: int, seed: int = 7) -> list[tuple[str, int]]:
     """(tokens, label id) rows: each text mixes shared words with 1-3 words of its label (some noise)."""
     rng = random.Random(seed)
-    rows = []
+    rows: list[tuple[str, int]] = []
     for i in range(n):
         label = i % 2
         own = rng.sample(WORDS[LABELS[label]], rng.randint(1, 3))
@@ -25,5 +25,5 @@ def generated_rows(n: int, seed: int = 7) -> list[tuple[str, int]]:
     return rows
 
 
-# small and fast: a few seconds per run on 2 cores
+# the smallest network that still learns the generated corpus, so training tests stay quick
 SMALL = ["--epochs", "2", "--batch-size", "32", "--embedding-dim", "16", "--lstm-units", "8", "--min-count", "1"]

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from serving.gateway.context import gateway
+
 pytestmark = pytest.mark.slow
 
 BODY = {"model": "news", "texts": ["看足球"]}
@@ -25,7 +27,7 @@ def test_circuit_breaker_over_rest_and_grpc(make_client, model_server):
     for client in clients:
         assert client.post("/v1/classify", json=BODY).status_code == 200
 
-    model_server.stop()
+    model_server.kill()  # TF Serving vanishes without a goodbye
     try:
         for client in clients:
             codes = []
@@ -43,7 +45,7 @@ def test_circuit_breaker_over_rest_and_grpc(make_client, model_server):
         model_server.start()  # same ports; later tests find it running again
 
     for client in clients:
-        wait_for(lambda: client.post("/v1/classify", json=BODY).status_code == 200)
-        assert client.application.extensions["textclf_gateway"].breaker.state == "closed"
+        wait_for(lambda client=client: client.post("/v1/classify", json=BODY).status_code == 200)
+        assert gateway(client.application).breaker.state == "closed"
         assert client.get("/readyz").status_code == 200
         assert "textclf_gateway_circuit_breaker_state 0.0" in client.get("/metrics").get_data(as_text=True)

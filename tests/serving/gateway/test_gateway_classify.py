@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from serving.gateway.context import gateway
 from tests.support.openapi_check import check_response
 
 pytestmark = pytest.mark.slow  # starts `textclf model-server`
@@ -36,13 +37,13 @@ def test_classify_tokens_model_segments_with_jieba(make_client, upstream_kwargs,
 
 def test_classify_text_model_gets_cleaned_text(make_client, upstream_kwargs, openapi):
     client = make_client(**upstream_kwargs)
-    gateway = client.application.extensions["textclf_gateway"]
+    signatures = gateway(client.application).classifier.signatures
     # the HTML attribute holds two 财经 characters; cleaning drops the tag, leaving the 科技 character
     answer = classify(client, openapi, model="chars", texts=['<span title="股股">机</span>'])
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["results"][0]["label"] == "科技"
-    assert gateway.classifier.signatures.get("chars").inputs == ("text",)
-    assert gateway.classifier.signatures.get("news").inputs == ("tokens",)
+    assert signatures.get("chars").inputs == ("text",)
+    assert signatures.get("news").inputs == ("tokens",)
 
 
 def test_versions_and_labels(make_client, upstream_kwargs, openapi):

@@ -92,7 +92,7 @@ def test_overlapping_calls_merge_and_each_gets_its_own_rows(grpc_upstream):
     answers = _predict_all(coalescing, texts, gate)
     # the first call went alone; the 15 queued behind it left together as ONE call of the other texts
     assert len(gate.sizes) == 2 and sum(gate.sizes) == 31
-    for values, answer in zip(texts, answers):
+    for values, answer in zip(texts, answers, strict=True):
         assert answer["label"] == [EXPECTED[v] for v in values]
         assert len(answer["probabilities"]) == len(values)
 
@@ -176,5 +176,4 @@ def test_many_overlapping_calls_all_answered_and_no_slot_leaks(grpc_upstream):
     with ThreadPoolExecutor(24) as pool:
         labels = list(pool.map(one, texts, timeout=120))
     assert labels == [[EXPECTED[v] for v in values] for values in texts]
-    # internal state, checked directly: every leader slot came back and nothing is left queued
-    assert not any(coalescing._running.values()) and not any(coalescing._queues.values())
+    assert coalescing.idle  # every leader slot came back and nothing is left queued

@@ -65,10 +65,11 @@ CLASSIFY = st.fixed_dictionaries(
 def client(model_server):
     from serving.gateway.app import create_app
     from serving.gateway.config import GatewayConfig
+    from serving.gateway.context import gateway
 
     app = create_app(GatewayConfig(tfserving_grpc=model_server.grpc_target, models=("news", "chars")))
     yield app.test_client()
-    app.extensions["textclf_gateway"].upstream.close()
+    gateway(app).upstream.close()
 
 
 @pytest.fixture(scope="module", autouse=True)

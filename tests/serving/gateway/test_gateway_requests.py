@@ -1,16 +1,27 @@
-"""Bad requests get 4xx JSON with a stable code, never a 500; limits, API keys, request IDs, OpenAPI."""
+"""Bad requests get 4xx JSON with a stable code, never a 500; limits, API keys, request IDs, OpenAPI.
+
+All of it is the gateway's own logic, decided before or regardless of what TF Serving answers, so the app
+runs in-process on the fake upstream (tests/support/fake_upstream.py) and this module takes milliseconds;
+the real model server's answers are checked in test_gateway_classify.py and test_gateway_cli.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from serving.gateway.app import create_app
+from serving.gateway.config import GatewayConfig
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.openapi_check import check_response
 
-pytestmark = pytest.mark.slow  # the app points at the real model server
+
+def make_client(**overrides: object):
+    config = GatewayConfig(tfserving_rest="http://tfserving.invalid:8501", models=("news", "chars"), **overrides)
+    return create_app(config, upstream=FakeUpstream()).test_client()
 
 
 @pytest.fixture
-def client(make_client):
+def client():
     return make_client(max_texts=3, max_text_chars=20, max_body_bytes=1000)
 
 
@@ -71,7 +82,7 @@ def test_unknown_route_and_method_are_json(client):
     assert (answer.status_code, error_of(answer)) == (405, "method_not_allowed")
 
 
-def test_api_key(make_client):
+def test_api_key():
     client = make_client(api_keys=("k1", "k2"))
     body = {"model": "news", "texts": ["足球"]}
     for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": "k1x"}):

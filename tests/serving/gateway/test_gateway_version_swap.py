@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from serving.contract import TEXT_INPUT
 from tests.support.servers import MODEL, model_server, publish_tiny_version, version_states
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -19,12 +20,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 def test_retry_after_unload_prepares_input_for_the_new_signature(tmp_path, protocol):
     from serving.gateway.app import create_app
     from serving.gateway.config import GatewayConfig
+    from serving.gateway.context import gateway
 
     base = tmp_path / MODEL
     publish_tiny_version(base, 1)  # `tokens` input: jieba words
     with model_server(base, tmp_path) as server:
         upstream = (
-            {"tfserving_rest": server.rest}
+            {"tfserving_rest": server.rest_url}
             if protocol == "rest"
             else {"tfserving_grpc": f"127.0.0.1:{server.grpc_port}"}
         )
@@ -34,7 +36,7 @@ def test_retry_after_unload_prepares_input_for_the_new_signature(tmp_path, proto
             first = client.post("/v1/classify", json={"model": MODEL, "texts": ["我喜欢看足球"]})
             assert (first.status_code, first.get_json()["version"]) == (200, 1)
 
-            publish_tiny_version(base, 2, input_name="text")  # `text` input: cleaned characters
+            publish_tiny_version(base, 2, input_name=TEXT_INPUT)  # `text` input: cleaned characters
             deadline = time.monotonic() + 60
             while version_states(server) != {1: "END", 2: "AVAILABLE"} and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -47,4 +49,4 @@ def test_retry_after_unload_prepares_input_for_the_new_signature(tmp_path, proto
             assert body["version"] == 2
             assert [r["label"] for r in body["results"]] == ["体育", "财经"]
         finally:
-            app.extensions["textclf_gateway"].upstream.close()
+            gateway(app).upstream.close()
