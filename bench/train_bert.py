@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.train import CASES, ensure_data, run_case  # noqa: E402  (after the path insert)
+from serving.contract import SIGNATURE, TEXT_INPUT, versions_on_disk  # noqa: E402  (after the path insert)
 
 RESULTS = ROOT / "bench" / "results" / "train_bert.json"
 WORK = ROOT / "bench" / "work" / "bert"
@@ -79,27 +80,27 @@ def train_and_export(data: Path, examples: int) -> Path:
         )
         if out.returncode != 0:
             sys.exit(f"textclf {args[0]} failed:\n{out.stderr[-3000:]}")
-    return base / "bert" / max((p.name for p in (base / "bert").iterdir() if p.name.isdigit()), key=int)
+    return max(versions_on_disk(base / "bert").items())[1]
 
 
 def export_latency(
     version_dir: Path, texts: list[str], batch_sizes: tuple[int, ...] = BATCH_SIZES, repeats: int = 30
 ) -> list[dict]:
-    """p50/p95 milliseconds of one `serving_default` call per batch size, after warm-up."""
+    """p50/p95 milliseconds of one serving-signature call per batch size, after warm-up."""
     import numpy as np
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the TF-Text kernels the graph needs, as TF Serving does)
 
-    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
     results = []
     for size in batch_sizes:
         batch = tf.constant((texts * (size // len(texts) + 1))[:size])
         for _ in range(3):
-            signature(text=batch)
+            signature(**{TEXT_INPUT: batch})
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            signature(text=batch)
+            signature(**{TEXT_INPUT: batch})
             times.append((time.perf_counter() - start) * 1000)
         p50, p95 = (float(np.percentile(times, q)) for q in (50, 95))
         results.append(

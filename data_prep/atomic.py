@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from data_prep.errors import UserError
 
@@ -27,14 +27,16 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def open_atomic(path: Path, mode: str = "w", **open_kwargs: object) -> Iterator[IO]:
+def open_atomic(
+    path: Path, mode: str = "w", *, encoding: str | None = None, newline: str | None = None
+) -> Iterator[IO[Any]]:
     """Stream into a temp sibling of `path`; rename it over `path` only when the block ends without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(fd, FILE_MODE)  # mkstemp makes 0600; a published file should read like any other
-        with os.fdopen(fd, mode, **open_kwargs) as f:
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

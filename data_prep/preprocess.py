@@ -58,13 +58,15 @@ class Preprocessor:
 
 
 def _check_file(what: str, flag: str, recorded: str | None, given: Path | None) -> None:
-    actual = file_sha256(given)
-    if recorded == actual:
+    """The file given now must be the one whose sha256 the config recorded (or both absent)."""
+    if given is None:
+        if recorded is not None:
+            raise UserError(
+                f"the model was prepared with a {what} (sha256 {recorded[:12]}...); pass the same file with {flag}"
+            )
         return
+    actual = file_sha256(given)
     if recorded is None:
         raise UserError(f"the model was prepared without a {what}, but {given} was given")
-    if given is None:
-        raise UserError(
-            f"the model was prepared with a {what} (sha256 {recorded[:12]}...); pass the same file with {flag}"
-        )
-    raise UserError(f"{what} {given} has sha256 {actual[:12]}..., the model was prepared with {recorded[:12]}...")
+    if actual != recorded:
+        raise UserError(f"{what} {given} has sha256 {actual[:12]}..., the model was prepared with {recorded[:12]}...")

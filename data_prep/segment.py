@@ -10,11 +10,19 @@ import functools
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import jieba
 
 from data_prep.errors import UserError
+
+
+@overload
+def file_sha256(path: Path) -> str: ...
+@overload
+def file_sha256(path: None) -> None: ...
+@overload
+def file_sha256(path: Path | None) -> str | None: ...
 
 
 def file_sha256(path: Path | None) -> str | None:
@@ -29,7 +37,7 @@ def file_sha256(path: Path | None) -> str | None:
 
 @functools.cache
 def _default_dictionary() -> tuple[dict[str, int], int]:
-    """jieba's default prefix dictionary, loaded once per process (a ~1 s load) and shared."""
+    """jieba's default prefix dictionary, loaded once per process (a slow load) and shared."""
     base = jieba.Tokenizer()
     base.initialize()
     return base.FREQ, base.total

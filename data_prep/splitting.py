@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -16,19 +17,21 @@ DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 def parse_ratios(text: str) -> tuple[float, float, float]:
     """ "0.8,0.1,0.1" -> (0.8, 0.1, 0.1): three positive fractions (train, dev, test) summing to 1."""
     try:
-        ratios = tuple(float(part) for part in text.split(","))
+        ratios = [float(part) for part in text.split(",")]
     except ValueError:
         raise UserError(f"--split {text!r}: expected three numbers like 0.8,0.1,0.1") from None
-    check_ratios(ratios, shown=text)
-    return ratios  # type: ignore[return-value]
+    return check_ratios(ratios, shown=text)
 
 
-def check_ratios(ratios: tuple[float, ...], *, shown: str | None = None) -> None:
+def check_ratios(ratios: Sequence[float], *, shown: str | None = None) -> tuple[float, float, float]:
+    """The ratios as (train, dev, test) if they are three positive fractions summing to 1, else a UserError."""
     shown = shown or ",".join(map(str, ratios))
     if len(ratios) != len(SPLITS) or not all(math.isfinite(r) and r > 0 for r in ratios):
         raise UserError(f"--split {shown!r}: expected three positive fractions for train,dev,test")
     if abs(sum(ratios) - 1) > 1e-6:
         raise UserError(f"--split {shown!r}: fractions must sum to 1 (they sum to {sum(ratios):g})")
+    train, dev, test = ratios
+    return train, dev, test
 
 
 def split_sizes(n: int, ratios: tuple[float, float, float], label: str) -> tuple[int, int, int]:

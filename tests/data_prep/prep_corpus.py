@@ -3,7 +3,13 @@ name, which they cannot safely do with conftest.py when other test folders have 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+Example = tuple[str, str, int]  # (text, tokens, label id) of one record
+ReadSplit = Callable[[Path, str], list[Example]]  # the read_split fixture: (dataset folder, split) -> records
+Prepared = tuple[Path, dict[str, Any]]  # the builtin_dataset fixture: (folder, meta)
 
 
 def write_folder(root: Path, docs: dict[str, list[str | bytes]]) -> Path:

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from prep_corpus import write_folder
 
 from textclf import cli
 
 
-def _run(*args: str):
+def _run(*args: str) -> Result:
     return CliRunner().invoke(cli, ["prep", *args, "--workers", "1"])
 
 
