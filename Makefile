@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO ?= runs/demo
 
-.PHONY: test demo setup clean
+.PHONY: test lint demo setup clean
 
 setup: $(VENV)/.installed
 
@@ -14,7 +14,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-test: setup
+# Linters first: a lint or type error fails fast, before minutes of TensorFlow tests.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 demo: setup
