@@ -5,6 +5,8 @@ Writers (data_prep) and readers (tfmodels) both take these names from here, so t
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +49,15 @@ def read_meta(dataset_dir: Path) -> dict[str, Any]:
             f"{path} has schema_version {meta.get('schema_version')!r}; this textclf reads {SCHEMA_VERSION}"
         )
     return meta
+
+
+def split_fingerprint(meta: dict[str, Any]) -> str | None:
+    """What a test split is drawn from and how: the source's sha256, the split ratios, the seed and the
+    per-split label counts of meta.json. The same source prepared with another seed or other ratios has
+    other test examples, so test accuracies compare only when this matches. None if the source is unhashed."""
+    source_hash = (meta.get("source") or {}).get("sha256")
+    if not source_hash:
+        return None
+    split = {k: meta.get(k) for k in ("split_ratios", "seed", "counts")}
+    canonical = json.dumps({"source": source_hash, **split}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -7,7 +7,6 @@ after the gate passed, so a server never sees a bad version.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from data_prep.atomic import publish_dir, write_text
-from data_prep.dataset_format import read_meta
+from data_prep.dataset_format import read_meta, split_fingerprint
 from data_prep.errors import UserError
 from data_prep.json_file import read_json
 from serving.contract import (
@@ -135,18 +134,6 @@ def read_metrics(run: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def split_fingerprint(meta: dict[str, Any]) -> str | None:
-    """What a test split is drawn from and how: the source's sha256, the split ratios, the seed and the
-    per-split label counts of meta.json. The same source prepared with another seed or other ratios has
-    other test examples, so test accuracies compare only when this matches. None if the source is unhashed."""
-    source_hash = (meta.get("source") or {}).get("sha256")
-    if not source_hash:
-        return None
-    split = {k: meta.get(k) for k in ("split_ratios", "seed", "counts")}
-    canonical = json.dumps({"source": source_hash, **split}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def check_gate(
