@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import UserError
-from data_prep.json_file import read_json
+from data_prep.json_file import read_json_object
 
 SCHEMA_VERSION = 1
 META_FILE = "meta.json"
@@ -43,7 +43,7 @@ def read_meta(dataset_dir: Path) -> dict[str, Any]:
     path = Path(dataset_dir) / META_FILE
     if not path.is_file():
         raise UserError(f"{dataset_dir} is not a prepared dataset (no {META_FILE}); run `textclf prep` first")
-    meta = read_json(path)
+    meta = read_json_object(path)
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise UserError(
             f"{path} has schema_version {meta.get('schema_version')!r}; this textclf reads {SCHEMA_VERSION}"

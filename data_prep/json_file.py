@@ -17,3 +17,11 @@ def read_json(path: Path) -> Any:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path} is not valid JSON: {exc}") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """`read_json` for files that must hold one JSON object (configs, cards, meta.json)."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    return value

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import yaml
 
 from data_prep.errors import UserError
-from data_prep.json_file import read_json
+from data_prep.json_file import read_json_object
 from tfmodels.run_dir import RunDir
 
 # recorded in config.json beside the settings, ignored when that file is passed back as --config
@@ -175,7 +175,4 @@ def read_record(run: RunDir) -> dict[str, Any]:
     """RUN_DIR/config.json as saved; which family's config class reads it is the record's "family"."""
     if not run.config.is_file():
         raise UserError(f"{run.path} is not a training run (no {run.config.name}); run `textclf train` first")
-    record = read_json(run.config)
-    if not isinstance(record, dict):
-        raise UserError(f"{run.config} must hold a JSON object")
-    return record
+    return read_json_object(run.config)

@@ -18,7 +18,7 @@ import numpy as np
 from data_prep.atomic import publish_dir, write_text
 from data_prep.dataset_format import read_meta, split_fingerprint
 from data_prep.errors import UserError
-from data_prep.json_file import read_json
+from data_prep.json_file import read_json_object
 from serving.contract import (
     CARD_FILE,
     CLASS_NAMES,
@@ -104,9 +104,7 @@ def read_card(version_dir: Path) -> dict[str, Any] | None:
     path = version_dir / CARD_FILE
     if not path.is_file():
         return None
-    card = read_json(path)
-    if not isinstance(card, dict):
-        raise UserError(f"{path} must hold a JSON object")
+    card = read_json_object(path)
     metrics = card.get("test_metrics", {})
     if not isinstance(metrics, dict) or not _is_number(metrics.get(GATE_METRIC, 0.0)):
         raise UserError(f"{path}: test_metrics must be an object whose {GATE_METRIC} is a number (or absent)")
@@ -119,10 +117,10 @@ def read_metrics(run: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
         raise UserError(
             f"{run.path} has no {run.metrics.relative_to(run.path)}; run `textclf evaluate {run.path}` first"
         )
-    metrics = read_json(run.metrics)
+    metrics = read_json_object(run.metrics)
     sections = []
     for section, keys in (("model", ("accuracy", "macro_f1", "examples")), ("baseline", ("accuracy", "macro_f1"))):
-        values = metrics.get(section) if isinstance(metrics, dict) else None
+        values = metrics.get(section)
         if not isinstance(values, dict) or not all(_is_number(values.get(k)) for k in keys):
             raise UserError(
                 f"{run.metrics}: {section!r} must be an object with numbers for {', '.join(keys)}; "

@@ -78,7 +78,7 @@ def test_a_missing_hash_on_either_side_still_compares_and_says_the_dataset_was_n
 @pytest.mark.parametrize(
     ("metrics", "message"),
     [
-        ([1, 2], "'model' must be an object"),
+        ([1, 2], "must hold a JSON object"),
         ({"model": {"accuracy": 0.8}}, "'model' must be an object with numbers for accuracy, macro_f1, examples"),
         ({"model": {"accuracy": 0.8, "macro_f1": 0.8, "examples": 10}}, "'baseline' must be an object"),
         ({"model": {"accuracy": "high", "macro_f1": 0.8, "examples": 10}, "baseline": {}}, "'model' must be"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import UserError
-from data_prep.json_file import read_json
+from data_prep.json_file import read_json_object
 
 # The BERT miniatures of Turc et al. (2019) plus BERT-base; tiny is the CPU default.
 SIZES: dict[str, dict[str, int]] = {
@@ -56,9 +56,7 @@ def preset_layout(preset: Path) -> str:
     config_path = preset / "config.json"
     if not config_path.is_file():
         raise UserError(f"{preset} has no config.json: not a KerasHub or Hugging Face model folder")
-    config = read_json(config_path)
-    if not isinstance(config, dict):
-        raise UserError(f"{config_path} must hold a JSON object")
+    config = read_json_object(config_path)
     if "registered_name" in config:
         if "Bert" not in config["registered_name"]:
             raise UserError(f"{preset} holds a {config['registered_name']}, not a BERT backbone")
@@ -102,9 +100,7 @@ def hf_lowercase(preset: Path) -> bool:
     path = preset / HF_TOKENIZER_CONFIG
     if not path.is_file():
         return True
-    config = read_json(path)
-    if not isinstance(config, dict):
-        raise UserError(f"{path} must hold a JSON object")
+    config = read_json_object(path)
     return bool(config.get("do_lower_case", True))
 
 
