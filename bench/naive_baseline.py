@@ -21,9 +21,10 @@ import keras
 import numpy as np
 from flask import Flask, Response, jsonify, request
 
+import tfmodels.lstm.network  # noqa: F401  (registers the saved model's custom layers with Keras)
 from data_prep.dataset_format import META_FILE
-from data_prep.json_file import read_json
-from tfmodels.lstm.family import MODEL_FILE, VOCAB_FILE  # its import registers the saved model's custom layers
+from data_prep.json_file import read_json_object
+from tfmodels.lstm.family import MODEL_FILE, VOCAB_FILE
 from tfmodels.run_dir import RunDir
 
 HTML_TAG = re.compile(r"<[^>]+>")
@@ -32,8 +33,8 @@ SPACES = re.compile(r"\s+")
 
 def build_app(run_dir: Path) -> Flask:
     run = RunDir(run_dir)
-    config = read_json(run.config)
-    labels = read_json(Path(config["data"]) / META_FILE)["labels"]
+    config = read_json_object(run.config)
+    labels = read_json_object(Path(config["data"]) / META_FILE)["labels"]
     words = (run.model / VOCAB_FILE).read_text(encoding="utf-8").split("\n")[:-1]
     word_index = {w: i + 2 for i, w in enumerate(words)}  # 0 = padding, 1 = unknown word
     max_len = int(config["max_len"])

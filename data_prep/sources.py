@@ -31,9 +31,11 @@ class Row(NamedTuple):
     problem: str | None = None  # "undecodable" | "malformed" | None
 
     def readable(self) -> tuple[str, str] | None:
-        """(text, label) of a readable row, None for one with a problem."""
-        if self.text is None or self.label is None or self.problem is not None:
+        """(text, label) of a readable row, None for one with a problem; a row with neither is a bug."""
+        if self.problem is not None:
             return None
+        if self.text is None or self.label is None:
+            raise ValueError(f"a row without a problem needs a text and a label: {self!r}")
         return self.text, self.label
 
 

@@ -15,7 +15,7 @@ DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:
-    """ "0.8,0.1,0.1" -> (0.8, 0.1, 0.1): three positive fractions (train, dev, test) summing to 1."""
+    """Parse `--split` ("0.8,0.1,0.1"): three positive fractions (train, dev, test) summing to 1."""
     try:
         ratios = [float(part) for part in text.split(",")]
     except ValueError:

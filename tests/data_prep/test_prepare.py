@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from prep_corpus import Prepared, ReadSplit, write_folder
 
 from data_prep.dataset_format import LENGTH_PLOT_FILE, REPORT_FILE, SPLITS, read_meta
+from data_prep.errors import UserError
 from data_prep.prepare import prepare_dataset
+from data_prep.sources import FolderSource, Row
 
 
 @pytest.mark.slow
@@ -125,3 +128,31 @@ def test_failure_leaves_no_output(small_corpus: Path, tmp_path: Path, monkeypatc
         prepare_dataset(str(small_corpus), out, workers=1, force=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "out"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda rows: [rows[0]._replace(text=rows[0].text + "改"), *rows[1:]],  # a text edited
+        lambda rows: [Row(None, None, "undecodable"), *rows[1:]],  # a file that became unreadable
+        lambda rows: rows[1:],  # a file deleted: every later row moves up one
+    ],
+    ids=["edited", "unreadable", "deleted"],
+)
+def test_a_source_that_changes_between_the_passes_is_refused(
+    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Callable[[list[Row]], list[Row]]
+) -> None:
+    """Pass 2 re-reads the source that pass 1 planned from (simulated: its second read returns changed rows,
+    as a folder edited during prep would); writing a dataset from other texts than were planned is refused."""
+    original = FolderSource.rows
+    reads: list[int] = []
+
+    def rows(self: FolderSource) -> Iterator[Row]:
+        reads.append(1)
+        read = list(original(self))
+        return iter(read if len(reads) == 1 else change(read))
+
+    monkeypatch.setattr(FolderSource, "rows", rows)
+    with pytest.raises(UserError, match="the source changed while prep was reading it"):
+        prepare_dataset(str(small_corpus), tmp_path / "out", workers=1)
+    assert len(reads) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]

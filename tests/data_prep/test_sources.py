@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from prep_corpus import Example, ReadSplit
 
 from data_prep.dataset_format import SPLITS
@@ -67,3 +68,6 @@ def test_a_row_is_readable_only_without_a_problem() -> None:
     assert Row("文本", "体育").readable() == ("文本", "体育")
     assert Row(None, None, "malformed").readable() is None
     assert Row(None, "体育", "undecodable").readable() is None
+    assert Row("文本", "体育", "malformed").readable() is None
+    with pytest.raises(ValueError, match="needs a text and a label"):
+        Row(None, "体育").readable()
