@@ -18,12 +18,17 @@ from flask import Flask, Response, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from serving.gateway.assembly import build_classifier, build_upstream, coalesce, guard
+from serving.gateway import oip
+from serving.gateway.admission import EXTENSION as ADMISSION
+from serving.gateway.admission import Admission
+from serving.gateway.assembly import build_cache, build_classifier, build_upstream, coalesce, guard
 from serving.gateway.config import GatewayConfig
 from serving.gateway.context import EXTENSION, Gateway, gateway
 from serving.gateway.errors import ApiError, http_code
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.routes import PUBLIC_ENDPOINTS, blueprint
+from serving.gateway.routing import Router
+from serving.gateway.shadow import build_shadow
 from serving.gateway.upstream import Upstream
 
 log = logging.getLogger("textclf.gateway")
@@ -43,9 +48,13 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask
     metrics = GatewayMetrics()
     raw = upstream if upstream is not None else build_upstream(config)
     guarded = guard(raw, config, metrics)
-    classifier = build_classifier(coalesce(guarded, config, metrics), config)
-    app.extensions[EXTENSION] = Gateway(config, raw, guarded, classifier, metrics)
+    classifier = build_classifier(coalesce(guarded, config, metrics), config, build_cache(config, metrics))
+    router = Router.from_spec(config.routes, config.models)
+    shadow = build_shadow(config, raw, classifier, metrics.registry)
+    app.extensions[EXTENSION] = Gateway(config, raw, guarded, classifier, metrics, router=router, shadow=shadow)
+    app.extensions[ADMISSION] = Admission(config.max_in_flight, on_shed=metrics.shed.inc)
     app.register_blueprint(blueprint)
+    app.register_blueprint(oip.blueprint)
     app.before_request(_start)
     if config.api_keys:
         app.before_request(_require_api_key(tuple(key.encode("utf-8") for key in config.api_keys)))
@@ -66,7 +75,7 @@ def _require_api_key(keys: tuple[bytes, ...]) -> Callable[[], None]:
     """A before-request hook: every endpoint but the public ones needs one of `keys` in X-API-Key."""
 
     def check() -> None:
-        if request.endpoint in PUBLIC_ENDPOINTS:
+        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint in oip.PUBLIC_ENDPOINTS:
             return
         given = request.headers.get("X-API-Key", "").encode("utf-8")
         if not any(hmac.compare_digest(given, key) for key in keys):
@@ -91,7 +100,9 @@ def _finish(response: Response) -> Response:
 
 def _error_response(error: ApiError) -> tuple[Response, int]:
     gateway().metrics.errors.labels(error.code).inc()
-    return jsonify({"error": {"code": error.code, "message": error.message}}), error.status
+    response = jsonify({"error": {"code": error.code, "message": error.message}})
+    response.headers.update(error.headers)
+    return response, error.status
 
 
 def _http_error(error: HTTPException) -> tuple[Response, int]:

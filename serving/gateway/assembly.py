@@ -8,6 +8,7 @@ from pathlib import Path
 from data_prep.json_file import read_json
 from data_prep.preprocess import Preprocessor
 from data_prep.segment import Segmenter
+from serving.gateway.cache import ResponseCache
 from serving.gateway.classifier import Classifier
 from serving.gateway.coalescing import CoalescingUpstream
 from serving.gateway.config import GatewayConfig
@@ -42,9 +43,20 @@ def build_preprocessor(config: GatewayConfig) -> Preprocessor:
     return preprocessor
 
 
-def build_classifier(upstream: Upstream, config: GatewayConfig) -> Classifier:
+def build_classifier(upstream: Upstream, config: GatewayConfig, cache: ResponseCache | None = None) -> Classifier:
     """A Classifier predicting through `upstream`, whose metadata also resolves the signatures."""
-    return Classifier(upstream, build_preprocessor(config), SignatureCache(upstream.metadata, config.metadata_ttl_s))
+    signatures = SignatureCache(upstream.metadata, config.metadata_ttl_s)
+    return Classifier(upstream, build_preprocessor(config), signatures, cache=cache)
+
+
+def build_cache(config: GatewayConfig, metrics: GatewayMetrics) -> ResponseCache | None:
+    """The response cache the config asks for, reporting to `metrics`; None when off (either bound 0)."""
+    max_bytes = int(config.cache_mb * 1024 * 1024)
+    if config.cache_entries == 0 or max_bytes == 0:
+        return None
+    return ResponseCache(
+        config.cache_entries, max_bytes, on_lookup=metrics.cache_looked_up, on_size=metrics.cache_resized
+    )
 
 
 def guard(raw: Upstream, config: GatewayConfig, metrics: GatewayMetrics) -> GuardedUpstream:

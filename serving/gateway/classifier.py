@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 
 from data_prep.preprocess import Preprocessor
 from serving.contract import CLASS_NAMES, LABEL, PROBABILITIES, SIGNATURE, TEXT_INPUT, TOKENS_INPUT
+from serving.gateway.cache import ResponseCache
 from serving.gateway.errors import ApiError, UpstreamError
 from serving.gateway.signatures import SignatureCache
 from serving.gateway.upstream import Signature, Upstream
@@ -24,17 +25,25 @@ class Classification:
 
 
 class Classifier:
-    def __init__(self, upstream: Upstream, preprocessor: Preprocessor, signatures: SignatureCache) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        preprocessor: Preprocessor,
+        signatures: SignatureCache,
+        *,
+        cache: ResponseCache | None = None,
+    ) -> None:
         self.upstream = upstream
         self.preprocessor = preprocessor
         self.signatures = signatures
+        self.cache = cache  # per-text results by resolved version (cache.py); None = off
 
     def classify(
         self, model: str, texts: Sequence[str], *, version: int | None = None, label: str | None = None, top_k: int = 1
     ) -> Classification:
         signature = self._signature(model, version, label)
         try:
-            answer = self._predict(signature, texts, top_k)
+            results = self._answer(signature, texts, top_k)
         except UpstreamError as exc:
             if exc.kind != "not_found":
                 raise exc.to_api_error() from None
@@ -43,10 +52,24 @@ class Classifier:
             self.signatures.invalidate(model, version, label)
             signature = self._signature(model, version, label)
             try:
-                answer = self._predict(signature, texts, top_k)
+                results = self._answer(signature, texts, top_k)
             except UpstreamError as again:
                 raise again.to_api_error() from None
-        return Classification(model, signature.version, _results(answer, len(texts), top_k))
+        return Classification(model, signature.version, results)
+
+    def _answer(self, signature: Signature, texts: Sequence[str], top_k: int) -> list[dict[str, Any]]:
+        """One result per text: from the response cache where it holds the text for this resolved version,
+        the rest from one predict call."""
+
+        def predicted(batch: Sequence[str]) -> list[dict[str, Any]]:
+            return _results(self._predict(signature, batch, top_k), len(batch), top_k)
+
+        if self.cache is None:
+            return predicted(texts)
+        cleaned = [self.preprocessor.clean(text) for text in texts]
+        return self.cache.results(
+            signature.model, signature.version, top_k, cleaned, lambda misses: predicted([texts[i] for i in misses])
+        )
 
     def _predict(self, signature: Signature, texts: Sequence[str], top_k: int) -> dict[str, list[Any]]:
         input_name = input_kind(signature)

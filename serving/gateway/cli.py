@@ -27,6 +27,16 @@ _LIMITS = [
     click.option(
         "--breaker-reset", "breaker_reset_s", type=float, default=None, help="Seconds before a trial call (default 5)."
     ),
+    click.option(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        help="Classify requests a worker works on at once; past it 503 overloaded (default 0 = no limit).",
+    ),
+    click.option(
+        "--cache-entries", type=int, default=None, help="Response cache entries per worker (default 0 = off)."
+    ),
+    click.option("--cache-mb", type=float, default=None, help="Response cache MiB per worker (default 64)."),
 ]
 
 
@@ -52,6 +62,23 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--stopwords", default=None, type=click.Path(dir_okay=False), help="Stopwords file.")
 @click.option(
     "--api-key", "api_keys", multiple=True, help="Require X-API-Key (repeat for several; or TEXTCLF_API_KEYS)."
+)
+@click.option(
+    "--routes",
+    default=None,
+    metavar="JSON|FILE",
+    help='Weighted canary per model, e.g. \'{"news": {"stable": 90, "canary": 10}}\' or a JSON file; '
+    "sticky per X-Route-Key (or TEXTCLF_ROUTES).",
+)
+@click.option(
+    "--shadow",
+    default=None,
+    metavar="JSON|FILE",
+    help='Shadow traffic per model, e.g. \'{"news": {"version_label": "canary", "sample": 0.2}}\' or a JSON file '
+    "(or TEXTCLF_SHADOW).",
+)
+@click.option(
+    "--shadow-queue-size", type=int, default=None, help="Shadow copies queued per worker before dropping (default 64)."
 )
 @_limit_options
 def serve(host: str, port: int, models: tuple[str, ...], api_keys: tuple[str, ...], **options: Any) -> None:

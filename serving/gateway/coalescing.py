@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from serving.gateway.deadline import Deadline, applied, current, latest, spent_error
 from serving.gateway.errors import UpstreamError
 from serving.gateway.upstream import Signature, Upstream, VersionStatus
 
@@ -30,6 +31,7 @@ _Key = tuple[str, int, str, tuple[str, ...]]
 @dataclass(eq=False)
 class _Call:
     values: Sequence[str]
+    deadline: Deadline | None = None  # the client's, if it gave one (deadline.py)
     wake: threading.Event = field(default_factory=threading.Event)  # finished, or promoted to leader
     lead: bool = False
     answer: dict[str, list[Any]] | None = None
@@ -89,7 +91,7 @@ class CoalescingUpstream:
             ]
             return {name: [row for part in parts for row in part[name]] for name in parts[0]}
         key = (model, version, input_name, tuple(outputs))
-        call = _Call(values)
+        call = _Call(values, current())
         with self._lock:
             self._queues[key].append(call)
             call.lead = self._running[key] < self.max_in_flight
@@ -107,6 +109,8 @@ class CoalescingUpstream:
     def _wait_turn(self, key: _Key, call: _Call) -> None:
         """Block until a leader has promoted this call to leader or answered it."""
         deadline = time.monotonic() + self.wait_s
+        if call.deadline is not None:  # the client's deadline ends the wait too
+            deadline = min(deadline, call.deadline.expires_at)
         while True:
             call.wake.wait(max(0.0, deadline - time.monotonic()))
             with self._lock:
@@ -118,8 +122,13 @@ class CoalescingUpstream:
                 if time.monotonic() >= deadline:
                     if call in self._queues[key]:
                         self._queues[key].remove(call)
-                    call.error = UpstreamError(
-                        "timeout", f"no TF Serving answer within {self.wait_s:g}s while queued behind other requests"
+                    call.error = (
+                        spent_error("queued behind other requests")
+                        if call.deadline is not None and call.deadline.expired
+                        else UpstreamError(
+                            "timeout",
+                            f"no TF Serving answer within {self.wait_s:g}s while queued behind other requests",
+                        )
                     )
                     return
 
@@ -163,7 +172,9 @@ class CoalescingUpstream:
         values = [value for call in batch for value in call.values]
         self._observe(len(batch), len(values))
         try:
-            answer = self.inner.predict(model, version, input_name, values, outputs)
+            # the latest deadline of the batch: no request fails for another's shorter one (deadline.py)
+            with applied(latest(call.deadline for call in batch)):
+                answer = self.inner.predict(model, version, input_name, values, outputs)
         except UpstreamError as exc:
             if exc.kind == "invalid_argument" and len(batch) > 1:
                 for call in batch:  # one bad request (or a batch over TF Serving's limit) fails alone

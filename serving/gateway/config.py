@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import UserError
+from serving.gateway.routing import load_routes
+from serving.gateway.shadow import parse_shadow
 
 ENV_PREFIX = "TEXTCLF_"
 
@@ -49,6 +51,20 @@ class GatewayConfig:
     # send larger requests in parts of this size (0 = off); keep it <= TF Serving's max_batch_size
     coalesce_max_texts: int = 32
     coalesce_in_flight: int = 2  # TF Serving calls per model version one worker runs at once
+    # load shedding (admission.py): classify requests one worker works on at once; past it 503 overloaded
+    # with Retry-After at once (0 = no limit). Keep it <= the worker's threads (GUNICORN_THREADS)
+    max_in_flight: int = 0
+    # weighted canary: per model, version label or number -> weight, as JSON or a JSON file's path, e.g.
+    # {"news": {"stable": 90, "canary": 10}}; sticky per X-Route-Key (see routing.py); empty = off
+    routes: str = ""
+    # response cache per worker (cache.py): an LRU of this many per-text results, at most cache_mb MiB;
+    # 0 (either) = off
+    cache_entries: int = 0
+    cache_mb: float = 64.0
+    # shadow traffic (shadow.py): per model, where a sampled copy of classify requests goes, as JSON or a JSON
+    # file's path, e.g. {"news": {"version_label": "canary", "sample": 0.2}}; empty = off
+    shadow: str = ""
+    shadow_queue_size: int = 64  # copies waiting per worker; past it a copy is dropped (and counted)
 
     def __post_init__(self) -> None:
         if bool(self.tfserving_rest) == bool(self.tfserving_grpc):
@@ -69,11 +85,19 @@ class GatewayConfig:
                 raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.coalesce_max_texts < 0:
             raise UserError(f"coalesce_max_texts must be >= 0, got {self.coalesce_max_texts}")
+        if self.max_in_flight < 0:
+            raise UserError(f"max_in_flight must be >= 0 (0 = no limit), got {self.max_in_flight}")
+        if self.cache_entries < 0 or self.cache_mb < 0:
+            raise UserError(f"cache_entries and cache_mb must be >= 0, got {self.cache_entries}, {self.cache_mb}")
         if self.retries < 0 or self.upstream_timeout_s <= 0 or self.breaker_reset_s <= 0:
             raise UserError("retries must be >= 0, upstream_timeout_s and breaker_reset_s > 0")
         for name in ("preprocessing", "user_dict", "stopwords"):
             if getattr(self, name) and not Path(getattr(self, name)).is_file():
                 raise UserError(f"{name} file {getattr(self, name)} does not exist")
+        load_routes(self.routes, self.models)  # fails at start-up, in one line, on a bad route
+        if self.shadow_queue_size < 1:
+            raise UserError(f"shadow_queue_size must be >= 1, got {self.shadow_queue_size}")
+        parse_shadow(self.shadow, self.models)  # a bad shadow setting fails at start-up, in one line
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewayConfig:

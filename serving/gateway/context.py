@@ -6,7 +6,7 @@ rule): the factory imports the routes, never the other way round.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
@@ -14,6 +14,8 @@ from serving.gateway.classifier import Classifier
 from serving.gateway.config import GatewayConfig
 from serving.gateway.metrics import GatewayMetrics
 from serving.gateway.resilience import CircuitBreaker, GuardedUpstream
+from serving.gateway.routing import Router
+from serving.gateway.shadow import ShadowSender
 from serving.gateway.upstream import Upstream
 
 EXTENSION = "textclf_gateway"  # the key in `app.extensions`
@@ -28,6 +30,8 @@ class Gateway:
     guarded: GuardedUpstream
     classifier: Classifier
     metrics: GatewayMetrics
+    router: Router = field(default_factory=Router)  # weighted canary (routing.py); default: no routes
+    shadow: ShadowSender | None = None  # shadow traffic (shadow.py); None: off
 
     @property
     def breaker(self) -> CircuitBreaker:

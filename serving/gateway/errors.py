@@ -20,7 +20,9 @@ CODES = {
     "bad_model_output": 502,  # TF Serving answered, but not with what the signature promises
     "upstream_unavailable": 503,  # TF Serving unreachable after retries
     "circuit_open": 503,  # failing fast: TF Serving has been failing, retrying after a pause
-    "upstream_timeout": 504,
+    "upstream_timeout": 504,  # TF Serving too slow, or the client's X-Request-Timeout-Ms / timeout_ms spent
+    "invalid_timeout": 400,  # X-Request-Timeout-Ms is not whole milliseconds in range
+    "overloaded": 503,  # shed: the worker already works on max_in_flight requests (with Retry-After)
     "internal": 500,  # a bug: the only 500
 }
 
@@ -29,11 +31,14 @@ class ApiError(Exception):
     """An error with a stable code; the app renders it as JSON with the code's HTTP status (or `status`,
     for an HTTP error Werkzeug raised whose status no code names)."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, status: int | None = None, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status if status is not None else CODES[code]
+        self.headers = headers or {}  # sent with the error answer, e.g. Retry-After
 
 
 # HTTP status -> code, for what Werkzeug itself rejects before a route runs

@@ -11,6 +11,7 @@ import grpc
 import numpy as np
 
 from serving.contract import SIGNATURE
+from serving.gateway import deadline
 from serving.gateway.errors import UpstreamError
 from serving.gateway.tfs_protos import (
     get_model_metadata_pb2,
@@ -100,7 +101,8 @@ class GrpcUpstream:
 
     def _call(self, method: Any, request: Any) -> Any:
         try:
-            return method(request, timeout=self.timeout_s)
+            # cut to the client's deadline, if it has one; gRPC sends it on to TF Serving too
+            return method(request, timeout=deadline.call_timeout(self.timeout_s))
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
             details = exc.details() if hasattr(exc, "details") else str(exc)

@@ -66,6 +66,38 @@ class GatewayMetrics:
             buckets=_SCORE_BUCKETS,
             registry=r,
         )
+        # load shedding (admission.py)
+        self.shed = Counter(
+            "textclf_gateway_shed_requests_total", "Classify requests shed (503 overloaded)", registry=r
+        )
+        # weighted canary (routing.py): route is the weighted choice, "explicit" or "latest"
+        self.routed = Counter(
+            "textclf_gateway_routed_requests_total",
+            "Classify requests per model, answering version and route",
+            ["model", "version", "route"],
+            registry=r,
+        )
+        # the response cache (cache.py): per text looked up, and what it holds (per worker, summed)
+        self.cache_hits = Counter(
+            "textclf_gateway_cache_hits_total", "Texts answered from the response cache", ["model"], registry=r
+        )
+        self.cache_misses = Counter(
+            "textclf_gateway_cache_misses_total", "Texts the response cache did not hold", ["model"], registry=r
+        )
+        self.cache_entries = Gauge(
+            "textclf_gateway_cache_entries", "Entries in the response cache", registry=r, multiprocess_mode="livesum"
+        )
+        self.cache_bytes = Gauge(
+            "textclf_gateway_cache_bytes", "Bytes in the response cache", registry=r, multiprocess_mode="livesum"
+        )
+
+    def cache_looked_up(self, model: str, hits: int, misses: int) -> None:
+        self.cache_hits.labels(model).inc(hits)
+        self.cache_misses.labels(model).inc(misses)
+
+    def cache_resized(self, entries: int, size_bytes: int) -> None:
+        self.cache_entries.set(entries)
+        self.cache_bytes.set(size_bytes)
 
     def breaker_changed(self, state: str) -> None:
         self.breaker.set(BREAKER_VALUES[state])

@@ -27,6 +27,12 @@ _SCORED = {
     },
 }
 
+# 503 is overloaded (shed by TEXTCLF_MAX_IN_FLIGHT, with Retry-After), upstream_unavailable or circuit_open
+_SHED = {
+    **_json("Error", "error (see `error.code`); `overloaded` comes with Retry-After"),
+    "headers": {"Retry-After": {"description": "seconds to wait (with `overloaded`)", "schema": {"type": "integer"}}},
+}
+
 _SCHEMAS: dict[str, Any] = {
     "ClassifyRequest": {
         "type": "object",
@@ -43,6 +49,12 @@ _SCHEMAS: dict[str, Any] = {
             "version": {"type": "integer", "minimum": 0, "description": "a model version; default: latest"},
             "version_label": {"type": "string", "description": "a version label such as stable or canary"},
             "top_k": {"type": "integer", "minimum": 1, "description": "how many best labels per text"},
+            "timeout_ms": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 3_600_000,
+                "description": "the client's deadline in milliseconds, as X-Request-Timeout-Ms (the tighter wins)",
+            },
         },
     },
     "ClassifyResponse": {
@@ -100,6 +112,57 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    # Open Inference Protocol (oip.py)
+    "OipLive": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
+    "OipReady": {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}},
+    "OipModelReady": {
+        "type": "object",
+        "required": ["name", "ready"],
+        "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+    },
+    "OipModelMetadata": {
+        "type": "object",
+        "required": ["name", "versions", "platform", "inputs", "outputs"],
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "string"}, "description": "AVAILABLE versions"},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/OipTensor"}},
+            "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/OipTensor"}},
+            "version": {"type": "integer", "description": "the latest version (what an unrouted request gets)"},
+            "input_kind": {
+                "type": "string",
+                "nullable": True,
+                "enum": ["tokens", "text"],
+                "description": "tokens: jieba words (LSTM); text: cleaned text (BERT); null: not a textclf model",
+            },
+            "labels": {
+                "type": "array",
+                "nullable": True,
+                "items": {"type": "string"},
+                "description": "class labels, in column order; null if the version exports no class_names",
+            },
+            "version_labels": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "the version each label named in the routes resolves to now",
+            },
+            "routes": {
+                "type": "object",
+                "additionalProperties": {"type": "number"},
+                "description": "share of unrouted traffic (0..1) per version label or number (TEXTCLF_ROUTES)",
+            },
+        },
+    },
+    "OipTensor": {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
     "Readiness": {
         "type": "object",
         "required": ["ready", "upstream", "models"],
@@ -142,6 +205,26 @@ OPENAPI: dict[str, Any] = {
         "/v1/classify": {
             "post": {
                 "summary": "Classify a batch of texts with a named model",
+                "parameters": [
+                    {
+                        "name": "X-Route-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "with TEXTCLF_ROUTES, a request naming no version or label goes to the "
+                        "version this key's stable hash picks (the same in every worker and replica); "
+                        "without it, a random one by weight",
+                    },
+                    {
+                        "name": "X-Request-Timeout-Ms",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 3_600_000},
+                        "description": "the client's deadline: the request (TF Serving calls and retries included) "
+                        "takes at most this long, else 504 upstream_timeout; with `timeout_ms` the tighter one "
+                        "holds; a malformed value is 400 invalid_timeout",
+                    },
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ClassifyRequest"}}},
@@ -149,6 +232,7 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": _json("ClassifyResponse", "one result per text, in order"),
                     **_errors(400, 401, 404, 413, 422, 500, 502, 503, 504),
+                    "503": _SHED,
                 },
             }
         },
@@ -177,6 +261,42 @@ OPENAPI: dict[str, Any] = {
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
                     **_errors(401),
+                },
+            }
+        },
+        "/v2/health/live": {
+            "get": {
+                "summary": "Open Inference Protocol: server live",
+                "security": [],
+                "responses": {"200": _json("OipLive", "the process is up")},
+            }
+        },
+        "/v2/health/ready": {
+            "get": {
+                "summary": "Open Inference Protocol: server ready (every fronted model has an AVAILABLE version)",
+                "security": [],
+                "responses": {"200": _json("OipReady", "ready"), "503": _json("OipReady", "not ready")},
+            }
+        },
+        "/v2/models/{name}/ready": {
+            "get": {
+                "summary": "Open Inference Protocol: model ready",
+                "security": [],
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": _json("OipModelReady", "a version is AVAILABLE"),
+                    "503": _json("OipModelReady", "no version AVAILABLE, or TF Serving unreachable"),
+                    **_errors(404),
+                },
+            }
+        },
+        "/v2/models/{name}": {
+            "get": {
+                "summary": "Open Inference Protocol: model metadata (versions, tensors, input kind, class labels)",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": _json("OipModelMetadata", "metadata"),
+                    **_errors(401, 404, 500, 502, 503, 504),
                 },
             }
         },

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from serving.gateway import deadline
 from serving.gateway.errors import ApiError, UpstreamError
 from serving.gateway.upstream import Signature, Upstream, VersionStatus
 
@@ -91,7 +92,9 @@ class GuardedUpstream:
     """An Upstream whose calls pass the breaker and retry UNAVAILABLE with exponential backoff.
 
     Only outages (unavailable, timeout) count against the breaker: NOT_FOUND or a bad argument prove
-    TF Serving is up. Timeouts are not retried (the request may still be running there).
+    TF Serving is up. Timeouts are not retried (the request may still be running there). Under a client
+    deadline (deadline.py) no attempt starts once it is spent, no retry waits past it, and a call cut short
+    by it says nothing about TF Serving's health.
     """
 
     def __init__(
@@ -130,15 +133,25 @@ class GuardedUpstream:
         self.breaker.allow()
         attempt = 0
         while True:
+            if deadline.spent():  # the client's budget ran out before this call (queued, preprocessing)
+                self.breaker.release()
+                raise deadline.spent_error()
             started = time.perf_counter()
             try:
                 result = call()
             except UpstreamError as exc:
                 self._observe(operation, time.perf_counter() - started)
                 if exc.kind == "unavailable" and attempt < self.retries:
-                    self._sleep(self.backoff_s * 2**attempt)
-                    attempt += 1
-                    continue
+                    pause = self.backoff_s * 2**attempt
+                    if deadline.allows(pause):
+                        self._sleep(pause)
+                        attempt += 1
+                        continue
+                    self.breaker.record_failure()  # an outage, but the client cannot wait for another try
+                    raise deadline.spent_error(f"no retry after {attempt + 1} attempt(s): {exc.message}") from None
+                if exc.kind == "timeout" and deadline.spent(slack_s=0.01):
+                    self.breaker.release()  # the client's deadline, not TF Serving's health, ended the call
+                    raise
                 if exc.is_outage:
                     self.breaker.record_failure()
                 else:

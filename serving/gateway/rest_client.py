@@ -10,6 +10,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from serving.contract import SIGNATURE
+from serving.gateway import deadline
 from serving.gateway.errors import UpstreamError
 from serving.gateway.upstream import Signature, VersionStatus
 
@@ -68,12 +69,13 @@ class RestUpstream:
         self.session.close()
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        timeout_s = deadline.call_timeout(self.timeout_s)  # cut to the client's deadline, if it has one
         try:
-            response = self.session.request(method, self.target + path, json=payload, timeout=self.timeout_s)
+            response = self.session.request(method, self.target + path, json=payload, timeout=timeout_s)
         except requests.ConnectTimeout as exc:
             raise UpstreamError("unavailable", f"cannot connect to {self.target}: {exc}") from None
         except requests.Timeout:
-            raise UpstreamError("timeout", f"no answer from {self.target} within {self.timeout_s} s") from None
+            raise UpstreamError("timeout", f"no answer from {self.target} within {timeout_s:.3g} s") from None
         except requests.ConnectionError as exc:
             raise UpstreamError("unavailable", f"cannot reach {self.target}: {type(exc).__name__}") from None
         try:

@@ -6,9 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
+from serving.gateway import deadline
+from serving.gateway.admission import admitted
 from serving.gateway.context import gateway
 from serving.gateway.errors import ApiError, UpstreamError
 from serving.gateway.openapi import OPENAPI
+from serving.gateway.routing import ROUTE_KEY_HEADER
 from serving.gateway.validation import parse_classify
 
 blueprint = Blueprint("routes", __name__)
@@ -19,15 +22,21 @@ _READINESS_PROBE = "__textclf_readiness_probe__"  # any NOT_FOUND answer proves 
 
 
 @blueprint.post("/v1/classify")
+@admitted
 def classify() -> dict[str, Any]:
     gw = gateway()
     req = parse_classify(request.get_data(cache=False), gw.config)
     if gw.config.models and req.model not in gw.config.models:
         raise ApiError("model_not_found", f"model {req.model!r} is not served here; models: {list(gw.config.models)}")
-    result = gw.classifier.classify(req.model, req.texts, version=req.version, label=req.version_label, top_k=req.top_k)
+    route = gw.router.choose(req.model, req.version, req.version_label, request.headers.get(ROUTE_KEY_HEADER))
+    with deadline.applied(deadline.from_request(request.headers.get(deadline.HEADER), req.timeout_ms)):
+        result = gw.classifier.classify(req.model, req.texts, version=route.version, label=route.label, top_k=req.top_k)
+    gw.metrics.routed.labels(result.model, str(result.version), route.name).inc()
     gw.metrics.predicted(
         result.model, result.version, [r["label"] for r in result.results], [r["score"] for r in result.results]
     )
+    if gw.shadow is not None:  # a sampled copy to the shadow target, in the background (shadow.py)
+        gw.shadow.offer(req.model, req.texts, result)
     return {"model": result.model, "version": result.version, "request_id": g.request_id, "results": result.results}
 
 

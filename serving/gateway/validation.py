@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.gateway.config import GatewayConfig
+from serving.gateway.deadline import MAX_TIMEOUT_MS
 from serving.gateway.errors import ApiError
 
 # TF Serving model names and version labels: keep them path-safe for the REST URL
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-_FIELDS = {"model", "texts", "version", "version_label", "top_k"}
+_FIELDS = {"model", "texts", "version", "version_label", "top_k", "timeout_ms"}
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ClassifyRequest:
     version: int | None
     version_label: str | None
     top_k: int
+    timeout_ms: int | None = None  # the client's deadline (deadline.py), besides X-Request-Timeout-Ms
 
 
 def parse_json(body: bytes) -> Any:
@@ -66,7 +68,9 @@ def parse_classify(body: bytes, config: GatewayConfig) -> ClassifyRequest:
     if version is not None and label is not None:
         raise ApiError("invalid_request", "give `version` or `version_label`, not both")
     top_k = _optional_int(data, "top_k", minimum=1, maximum=config.max_top_k)
-    return ClassifyRequest(model, texts, version, label, top_k if top_k is not None else config.default_top_k)
+    timeout_ms = _optional_int(data, "timeout_ms", minimum=1, maximum=MAX_TIMEOUT_MS)
+    top_k = top_k if top_k is not None else config.default_top_k
+    return ClassifyRequest(model, texts, version, label, top_k, timeout_ms)
 
 
 def _optional_int(data: dict[str, Any], key: str, *, minimum: int, maximum: int | None = None) -> int | None:

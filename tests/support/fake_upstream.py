@@ -17,9 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import Flask
+
 from serving.contract import CLASS_NAMES, LABEL, PROBABILITIES, TEXT_INPUT, TOKENS_INPUT, TOP_SCORE
+from serving.gateway.app import create_app
+from serving.gateway.config import GatewayConfig
 from serving.gateway.errors import UpstreamError
-from serving.gateway.upstream import Signature, VersionStatus
+from serving.gateway.upstream import Signature, Upstream, VersionStatus
 from tests.support.tiny_models import CHARS, LABELS, WORDS
 
 
@@ -123,3 +127,10 @@ class FakeUpstream:
             return version
         spec = f"Specific({model}, {version})" if version is not None else f"Latest({model})"
         raise UpstreamError("not_found", f"Servable not found for request: {spec}")
+
+
+def fake_app(upstream: Upstream, **overrides: Any) -> Flask:
+    """A gateway app in front of `upstream` (a FakeUpstream, or a wrapper of one) for in-process tests;
+    the REST address is never dialled."""
+    settings: dict[str, Any] = {"tfserving_rest": "http://tfserving.invalid:8501", "models": ("news", "chars")}
+    return create_app(GatewayConfig(**{**settings, **overrides}), upstream=upstream)

@@ -11,10 +11,8 @@ from __future__ import annotations
 import pytest
 
 from serving.contract import CLASS_NAMES, LABEL, PROBABILITIES, TEXT_INPUT, TOP_SCORE
-from serving.gateway.app import create_app
-from serving.gateway.config import GatewayConfig
 from serving.gateway.context import gateway
-from tests.support.fake_upstream import FakeUpstream, FakeVersion
+from tests.support.fake_upstream import FakeUpstream, FakeVersion, fake_app
 from tests.support.openapi_check import check_response
 
 
@@ -26,8 +24,7 @@ def fake() -> FakeUpstream:
 @pytest.fixture
 def make_client(fake):
     def make(**overrides: object):
-        settings = {"tfserving_rest": "http://tfserving.invalid:8501", "models": ("news", "chars"), **overrides}
-        return create_app(GatewayConfig(**settings), upstream=fake).test_client()
+        return fake_app(fake, **overrides).test_client()
 
     return make
 
