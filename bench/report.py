@@ -170,6 +170,29 @@ def markdown(results: dict[str, Any], plot_rel: str) -> str:
                 where, state = key.rsplit("_", 1)
                 out.append(_row(f"{LABELS.get(where, where)}, batching {state}", batching[key]))
         out.append("")
+    traffic = results.get("traffic")
+    if traffic:
+        out += [
+            "## Gateway traffic control",
+            "",
+            f"Measured {traffic['measured']}, at {traffic['connections']} clients, one feature on at a time "
+            "(settings in `serve.json`); "
+            "'off' is measured first and last, so the spread of those two rows is the noise of this run.",
+            "",
+            HEADER,
+        ]
+        out += [_row(f"gateway, {name}", p) for name, p in traffic["variants"].items()]
+        over = traffic["overload"]
+        out += [
+            "",
+            f"Shedding under 4x overload: `TEXTCLF_MAX_IN_FLIGHT={over['max_in_flight']}` per worker x "
+            f"{over['workers']} workers, {over['connections']} clients. texts/s counts served answers only; the "
+            f"errors column holds the 503 `overloaded` answers ({over['non2xx']} of {over['requests']}).",
+            "",
+            HEADER,
+            _row("gateway, 4x overload", over),
+            "",
+        ]
     threads = results.get("tf_threads")
     if threads:
         out += [

@@ -58,6 +58,8 @@ GUNICORN_CONF = processes.REPO / "serving" / "gateway" / "gunicorn.conf.py"
 # with 0 (TF decides) each single-text request fans out over both cores' thread pools and spins there,
 # taking CPU from the gateway on the same 2 cores; 1/1 runs each request on one core (see "tf_threads")
 TF_THREADS = (1, 1)
+# classify requests one gateway worker takes at once in the overload point; 4x the slots of clients come
+OVERLOAD_SLOTS = 8
 
 # TF Serving batching_parameters_file (text format of BatchingParameters)
 BATCHING_PARAMETERS = {
@@ -176,6 +178,7 @@ def gateway(
     workers: int = GUNICORN_WORKERS,
     threads: int = GUNICORN_THREADS,
     coalesce: bool = True,
+    settings: dict[str, str] | None = None,
 ) -> tuple[int, Server]:
     """The gateway as production runs it: gunicorn with the project's gunicorn.conf.py, sized by env."""
     port = free_port()
@@ -187,6 +190,7 @@ def gateway(
         GUNICORN_THREADS=str(threads),
         GUNICORN_LOGLEVEL="warning",
         **({} if coalesce else {"TEXTCLF_COALESCE_MAX_TEXTS": "0"}),
+        **(settings or {}),
     )
     cmd = [str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), GATEWAY_APP]
     return port, running(
@@ -366,6 +370,9 @@ def run_targets(
                     measured = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
                 results["gunicorn_sweep"].append({"workers": sweep_workers, "threads": sweep_threads, **measured})
 
+    if "traffic" in wanted:
+        results["traffic"] = traffic_control(args, model_base, point)
+
     if "tf_threads" in wanted:
         c = max(concurrency)
         log(f"model server with TF's default thread pools (intra/inter 0): gateway {workers}x{threads} at {c} clients")
@@ -388,6 +395,47 @@ def run_targets(
             }
 
 
+def traffic_control(
+    args: argparse.Namespace, model_base: Path, point: Callable[[str, str, list[int]], list[Json]]
+) -> Json:
+    """The gateway at the top concurrency with each traffic-control feature on, between two runs with all of
+    them off (their spread is the noise), and shedding under 4x overload."""
+    c = max(args.concurrency_list)
+    workers, threads = args.gunicorn
+    latest = _latest_version(model_base / MODEL)
+    version = int(latest.name) if latest is not None else 1
+    variants: dict[str, dict[str, str]] = {
+        "off": {},
+        "routes": {"TEXTCLF_ROUTES": json.dumps({MODEL: {str(version): 100}})},
+        "shadow": {"TEXTCLF_SHADOW": json.dumps({MODEL: {"version": version, "sample": 1.0}})},
+        "max_in_flight": {"TEXTCLF_MAX_IN_FLIGHT": str(threads)},
+        "cache": {"TEXTCLF_CACHE_ENTRIES": "10000"},
+        "off_again": {},
+    }
+    measured = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    out: Json = {"measured": measured, "connections": c, "settings": variants, "variants": {}}
+    with model_server(args.work, model_base, tf_threads=TF_THREADS) as server:
+        for name, settings in variants.items():
+            log(f"traffic control: gateway {workers}x{threads}, {name}, {c} clients")
+            port, gw = gateway(args.work, server.grpc_port, workers=workers, threads=threads, settings=settings)
+            with gw:
+                out["variants"][name] = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
+        slots = OVERLOAD_SLOTS
+        overload = 4 * workers * slots
+        log(f"traffic control: max_in_flight {slots} per worker, {overload} clients (4x the slots)")
+        port, gw = gateway(
+            args.work,
+            server.grpc_port,
+            workers=workers,
+            threads=threads,
+            settings={"TEXTCLF_MAX_IN_FLIGHT": str(slots)},
+        )
+        with gw:
+            shed = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [overload])[0]
+        out["overload"] = {"max_in_flight": slots, "workers": workers, **shed}
+    return out
+
+
 def _coalescing_defaults() -> Json:
     """The gateway's coalescing settings in force (GatewayConfig's defaults; the bench sets none)."""
     from serving.gateway.config import GatewayConfig
@@ -407,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument(
         "--targets",
-        default="null,model_server,gateway,coalescing,batching,tf_threads,naive",
+        default="null,model_server,gateway,coalescing,batching,tf_threads,traffic,naive",
         help="comma-separated subset; results of targets not named are kept from the last run",
     )
     parser.add_argument(
@@ -427,6 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "serve.json")
     parser.add_argument("--doc", type=Path, default=report.DOC)
     args = parser.parse_args(argv)
+    args.concurrency_list = [int(c) for c in args.concurrency.split(",")]
     wanted = set(args.targets.split(","))
 
     loadgen.ensure_wrk()  # before minutes of prep, training and export, not after
@@ -440,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
         "settings": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
-            "concurrency": [int(c) for c in args.concurrency.split(",")],
+            "concurrency": args.concurrency_list,
             "wrk_threads": 1,
             "texts_per_request": 1,
             "sentences": 256,
@@ -466,6 +515,7 @@ def main(argv: list[str] | None = None) -> None:
             ("coalescing", "coalescing"),
             ("gunicorn_sweep", "coalescing"),
             ("tf_threads", "tf_threads"),
+            ("traffic", "traffic"),
         ):
             if key in previous and target not in wanted:
                 results[key] = previous[key]
