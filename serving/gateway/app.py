@@ -49,7 +49,7 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask
     raw = upstream if upstream is not None else build_upstream(config)
     guarded = guard(raw, config, metrics)
     classifier = build_classifier(coalesce(guarded, config, metrics), config, build_cache(config, metrics))
-    router = Router.from_spec(config.routes, config.models)
+    router = Router(config.route_table)
     shadow = build_shadow(config, raw, classifier, metrics.registry)
     app.extensions[EXTENSION] = Gateway(config, raw, guarded, classifier, metrics, router=router, shadow=shadow)
     app.extensions[ADMISSION] = Admission(config.max_in_flight, on_shed=metrics.shed.inc)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import UserError
-from serving.gateway.routing import load_routes
-from serving.gateway.shadow import parse_shadow
+from serving.gateway.routing import Route, load_routes
+from serving.gateway.shadow import ShadowTarget, parse_shadow
 
 ENV_PREFIX = "TEXTCLF_"
 
@@ -65,6 +65,13 @@ class GatewayConfig:
     # file's path, e.g. {"news": {"version_label": "canary", "sample": 0.2}}; empty = off
     shadow: str = ""
     shadow_queue_size: int = 64  # copies waiting per worker; past it a copy is dropped (and counted)
+    # derived in __post_init__ from `routes` and `shadow`: not settings of their own
+    route_table: dict[str, tuple[tuple[Route, float], ...]] = dataclasses.field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    shadow_targets: dict[str, ShadowTarget] = dataclasses.field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         if bool(self.tfserving_rest) == bool(self.tfserving_grpc):
@@ -94,10 +101,11 @@ class GatewayConfig:
         for name in ("preprocessing", "user_dict", "stopwords"):
             if getattr(self, name) and not Path(getattr(self, name)).is_file():
                 raise UserError(f"{name} file {getattr(self, name)} does not exist")
-        load_routes(self.routes, self.models)  # fails at start-up, in one line, on a bad route
         if self.shadow_queue_size < 1:
             raise UserError(f"shadow_queue_size must be >= 1, got {self.shadow_queue_size}")
-        parse_shadow(self.shadow, self.models)  # a bad shadow setting fails at start-up, in one line
+        # parsed once, here, so a bad setting fails at start-up in one line and the app reuses the result
+        object.__setattr__(self, "route_table", load_routes(self.routes, self.models))
+        object.__setattr__(self, "shadow_targets", parse_shadow(self.shadow, self.models))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewayConfig:
@@ -105,6 +113,8 @@ class GatewayConfig:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
+            if not field.init:
+                continue
             raw = environ.get(ENV_PREFIX + field.name.upper())
             if raw is None or raw == "":
                 continue

@@ -123,10 +123,6 @@ class Router:
             bounds[-1] = 1.0  # no float shortfall leaves a gap at the top
             self._tables[model] = _Table(tuple(route for route, _ in entries), tuple(bounds))
 
-    @classmethod
-    def from_spec(cls, spec: str, models: Sequence[str] = ()) -> Router:
-        return cls(load_routes(spec, models))
-
     @property
     def models(self) -> list[str]:
         return list(self._tables)

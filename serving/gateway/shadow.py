@@ -162,8 +162,6 @@ class ShadowSender:
         queue_size: int,
         sample: Callable[[], float] = random.random,
     ) -> None:
-        if queue_size < 1:
-            raise UserError(f"shadow_queue_size must be >= 1, got {queue_size}")
         self.classifier = classifier
         self.targets = dict(targets)
         self.metrics = metrics
@@ -262,16 +260,13 @@ class ShadowSender:
 
 
 class ShadowSettings(Protocol):
-    """The GatewayConfig fields the shadow reads (a protocol: config.py validates with parse_shadow)."""
+    """The GatewayConfig fields the shadow reads (a protocol: config.py imports this module)."""
 
     @property
-    def shadow(self) -> str: ...
+    def shadow_targets(self) -> Mapping[str, ShadowTarget]: ...
 
     @property
     def shadow_queue_size(self) -> int: ...
-
-    @property
-    def models(self) -> tuple[str, ...]: ...
 
     @property
     def metadata_ttl_s(self) -> float: ...
@@ -282,7 +277,7 @@ def build_shadow(
 ) -> ShadowSender | None:
     """The app's shadow sender, or None without TEXTCLF_SHADOW. `upstream` is the raw TF Serving client
     and `classifier` the primary's, whose preprocessor the shadow reuses."""
-    targets = parse_shadow(config.shadow, config.models)
+    targets = config.shadow_targets
     if not targets:
         return None
     shadow_classifier = Classifier(
