@@ -31,8 +31,9 @@ class _Task:
 
 
 class _Batch:
-    def __init__(self, signature: Signature) -> None:
+    def __init__(self, signature: Signature, outputs: tuple[str, ...]) -> None:
         self.signature = signature
+        self.outputs = outputs
         self.tasks: list[_Task] = []
         self.size = 0
         self.opened = time.monotonic()
@@ -58,9 +59,15 @@ class BatchScheduler:
             threading.Thread(target=self._work, name=f"batch-{index}", daemon=True).start()
 
     def run(
-        self, servable_id: int, signature: Signature, inputs: Mapping[str, np.ndarray], deadline: float | None = None
+        self,
+        servable_id: int,
+        signature: Signature,
+        inputs: Mapping[str, np.ndarray],
+        deadline: float | None = None,
+        outputs: tuple[str, ...] = (),
     ) -> dict[str, np.ndarray]:
-        """Run `signature` on `inputs` as part of a batch; blocks until this task's rows come back."""
+        """Run `signature` on `inputs` as part of a batch, fetching `outputs` (all when empty); blocks until this
+        task's rows come back. Only tasks that fetch the same outputs share a batch."""
         sizes = {value.shape[0] if value.ndim else None for value in inputs.values()}
         if None in sizes:
             raise invalid_argument("Batching session Run() input tensors must have at least one dimension")
@@ -72,6 +79,7 @@ class BatchScheduler:
         key = (
             servable_id,
             signature.name,
+            outputs,
             tuple((name, value.dtype.str, value.shape[1:]) for name, value in sorted(inputs.items())),
         )
         task = _Task(inputs, size)
@@ -82,7 +90,7 @@ class BatchScheduler:
             else:
                 if len(queue) >= self.max_enqueued:
                     raise unavailable("The batch scheduling queue to which this task was submitted is full")
-                batch = _Batch(signature)
+                batch = _Batch(signature, outputs)
                 queue.append(batch)
             batch.tasks.append(task)
             batch.size += size
@@ -133,7 +141,7 @@ class BatchScheduler:
                 if target > batch.size:
                     parts.append(np.repeat(parts[-1][:1], target - batch.size, axis=0))
                 merged[name] = np.concatenate(parts, axis=0)
-            outputs = batch.signature.run(merged)
+            outputs = batch.signature.run(merged, batch.outputs)
             for name, value in outputs.items():
                 if value.ndim == 0 or value.shape[0] != target:
                     raise invalid_argument(

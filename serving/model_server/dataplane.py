@@ -27,7 +27,6 @@ from serving.model_server.inference import Inference
 from serving.model_server.monitoring import Metrics
 from serving.model_server.repository import ModelRepository
 from serving.model_server.servable import Servable
-from serving.model_server.signature import CLASSIFY_METHOD, REGRESS_METHOD
 
 SIGNATURE_DEF_FIELD = "signature_def"
 
@@ -97,6 +96,8 @@ class DataPlane:
         version that runs it. `dtypes` are the wire's declared dtypes (gRPC), checked against the signature."""
         with self.handle(spec) as servable:
             signature = servable.signature(spec.signature_name, for_rest_inputs=for_rest_inputs)
+            if dtypes is not None:  # gRPC: the request's names are checked before its tensors are parsed
+                signature.check_inputs(dtypes)
             inputs = read_inputs(signature.inputs)
             return self.inference.predict(servable, signature, inputs, output_filter, dtypes, deadline)
 
@@ -115,30 +116,11 @@ class DataPlane:
     def multi_inference(
         self, request: inference_pb2.MultiInferenceRequest, deadline: float | None = None
     ) -> inference_pb2.MultiInferenceResponse:
-        """Every task on one version of one model, as TF Serving's RunMultiInference."""
-        if not request.tasks:
-            raise invalid_argument("Expected at least one task.")
-        names = {task.model_spec.name for task in request.tasks}
-        if len(names) != 1:
-            raise invalid_argument("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
-        signatures = [task.model_spec.signature_name for task in request.tasks]
-        if len(set(signatures)) != len(signatures):
-            raise invalid_argument("Duplicate evaluation of signature: " + signatures[0])
-        response = inference_pb2.MultiInferenceResponse()
-        with self.handle(request.tasks[0].model_spec) as servable:
-            for task in request.tasks:
-                result = response.results.add()
-                signature_name = task.model_spec.signature_name
-                if task.method_name == CLASSIFY_METHOD:
-                    answer = self.inference.classify(servable, signature_name, request.input, deadline)
-                    result.classification_result.CopyFrom(answer.result)
-                elif task.method_name == REGRESS_METHOD:
-                    answer = self.inference.regress(servable, signature_name, request.input, deadline)
-                    result.regression_result.CopyFrom(answer.result)
-                else:
-                    raise invalid_argument(f"Unsupported signature method_name: {task.method_name}")
-                result.model_spec.CopyFrom(answer.model_spec)
-        return response
+        """Every task on one version of one model, as TF Serving's RunMultiInferenceWithServerCore: the first
+        task's ModelSpec (an empty one without tasks) picks the version, the runner checks the tasks."""
+        spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+        with self.handle(spec) as servable:
+            return self.inference.multi_inference(servable, request, deadline)
 
     # ---- metadata / status ---------------------------------------------------------------------------------
     def metadata(

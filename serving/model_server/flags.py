@@ -39,7 +39,16 @@ class ServerOptions:
     tensorflow_session_parallelism: int = 0
     allow_version_labels_for_unavailable_models: bool = False
     grpc_max_threads: int = 4 * (os.cpu_count() or 1)
+    enable_signature_method_name_check: bool = False
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
     version: bool = False
+    # This server's own flags (tensorflow_model_server has none of them): bind to loopback, refuse gRPC config
+    # reloads, bound a reload's wait and the REST body size (TF Serving: no raw limit, 100 MiB gunzipped).
+    bind_address: str = "127.0.0.1"
+    allow_reload_config: bool = False
+    reload_config_timeout_seconds: int = 60
+    rest_api_max_body_bytes: int = 100 * 1024 * 1024
 
 
 # Flags of tensorflow_model_server 2.21 (main.cc) that are parsed and then ignored, with their kind.
@@ -49,8 +58,6 @@ IGNORED_FLAGS: dict[str, type] = {
     "enable_per_model_batching_parameters": bool,
     "num_load_threads": int,
     "num_unload_threads": int,
-    "max_num_load_retries": int,
-    "load_retry_interval_micros": int,
     "flush_filesystem_caches": bool,
     "tensorflow_session_config_file": str,
     "use_alts_credentials": bool,
@@ -61,7 +68,6 @@ IGNORED_FLAGS: dict[str, type] = {
     "prefer_tflite_model": bool,
     "num_tflite_pools": int,
     "num_tflite_interpreters_per_pool": int,
-    "enable_signature_method_name_check": bool,
     "xla_cpu_compilation_enabled": bool,
     "xla_gpu_compilation_enabled": bool,
     "enable_profiler": bool,

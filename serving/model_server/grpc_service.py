@@ -53,7 +53,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         def work() -> predict_pb2.PredictResponse:
             spec, outputs = self.plane.predict(
                 request.model_spec,
-                lambda _: {key: to_ndarray(proto) for key, proto in request.inputs.items()},
+                lambda _: {key: to_ndarray(proto, key) for key, proto in request.inputs.items()},
                 list(request.output_filter),
                 {key: proto.dtype for key, proto in request.inputs.items()},
                 _deadline(context),
@@ -118,21 +118,31 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def HandleReloadConfigRequest(
         self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
     ) -> model_management_pb2.ReloadConfigResponse:
-        response = model_management_pb2.ReloadConfigResponse()
+        """As ModelServiceImpl: a failed reload is the RPC's status (admin.py bounds the wait)."""
         try:
-            self.reload_config(request.config)
-            response.status.error_code = 0
+            self.reload_config(request.config, context.time_remaining())
         except ServingError as exc:
-            response.status.error_code = exc.code.value[0]
-            response.status.error_message = exc.message
-        return response
+            context.abort(exc.code, exc.message)
+        return model_management_pb2.ReloadConfigResponse()
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port`, an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def make_grpc_server(
-    plane: DataPlane, reload_config: Callable, *, port: int, socket_path: str, channel_arguments: str, max_threads: int
+    plane: DataPlane,
+    reload_config: Callable,
+    *,
+    host: str,
+    port: int,
+    socket_path: str,
+    channel_arguments: str,
+    max_threads: int,
 ) -> grpc.Server:
-    """Listen on 0.0.0.0:port and/or unix:socket_path; channel arguments 'k=v,k=v' (ints passed as ints).
-    A port it cannot bind is TF Serving's start-up error."""
+    """Listen on host:port (TF Serving: always 0.0.0.0) and/or unix:socket_path; channel arguments 'k=v,k=v'
+    (ints passed as ints). A port it cannot bind is TF Serving's start-up error."""
     options: list[tuple[str, object]] = [
         ("grpc.max_receive_message_length", 2**31 - 1),
         ("grpc.max_send_message_length", 2**31 - 1),
@@ -143,7 +153,7 @@ def make_grpc_server(
     server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=max(max_threads, 1)), options=options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(plane), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(plane, reload_config), server)
-    for address in ([f"0.0.0.0:{port}"] if port else []) + ([f"unix:{socket_path}"] if socket_path else []):
+    for address in ([host_port(host, port)] if port else []) + ([f"unix:{socket_path}"] if socket_path else []):
         try:
             bound = server.add_insecure_port(address)
         except RuntimeError:  # grpcio raises where older versions returned 0

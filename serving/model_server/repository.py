@@ -6,6 +6,12 @@ model's version policy (latest N, all, specific), loads new ones first (warm-up 
 and only then unloads those no longer aspired (availability-preserving). An unloaded version leaves the
 lookup table at once but is freed only when the last in-flight request using it releases it.
 
+A failed load is retried as LoaderHarness does: up to --max_num_load_retries more attempts,
+--load_retry_interval_micros apart (the version shows LOADING with the last error meanwhile), then it ends
+(END with its error) and stays failed while it is aspired; a version that leaves the aspired set (its
+folder moved away) is forgotten, so putting it back loads it afresh. Retries wait on their own clock, not
+inside a poll, so one broken version never delays the other models.
+
 It answers "what is loaded" (`serving_map`); resolving a request's ModelSpec to one version and pinning it
 is the dataplane's job. Every failure it raises is a ServingError; start-up words them for the CLI.
 """
@@ -19,6 +25,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
+import grpc
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
 from serving.contract import versions_on_disk
@@ -76,24 +83,43 @@ def unload_order(loaded: list[int], aspired: list[int], pinned: Collection[int] 
         serving.remove(stale[0])
 
 
+@dataclasses.dataclass
+class _Retry:
+    """A version whose load failed: how many attempts failed, when to try again, and whether to give up."""
+
+    path: Path
+    failures: int
+    next_try: float
+    gave_up: bool
+
+
 class _Model:
-    def __init__(self, config: model_server_config_pb2.ModelConfig) -> None:
+    def __init__(self, config: model_server_config_pb2.ModelConfig | None) -> None:
         self.config = config
         self.states: dict[int, VersionState] = {}
         self.loaded: dict[int, Servable] = {}
         self.labels: dict[str, int] = {}
-        self.failed: set[int] = set()
+        self.retries: dict[int, _Retry] = {}
+        self.aspired: list[int] = []  # as of the last poll
 
 
 class ModelRepository:
     """Thread-safe table of models -> loaded versions; one lifecycle thread polls the file system."""
 
     def __init__(
-        self, loader: Loader, *, poll_wait_seconds: int = 1, allow_labels_for_unavailable: bool = False
+        self,
+        loader: Loader,
+        *,
+        poll_wait_seconds: int = 1,
+        allow_labels_for_unavailable: bool = False,
+        max_num_load_retries: int = 5,
+        load_retry_interval_micros: int = 60_000_000,
     ) -> None:
         self._loader = loader
         self._poll_wait = poll_wait_seconds
         self._allow_unavailable_labels = allow_labels_for_unavailable
+        self._max_retries = max(max_num_load_retries, 0)
+        self._retry_interval = max(load_retry_interval_micros, 0) / 1e6
         self._models: dict[str, _Model] = {}
         self._lock = threading.Lock()  # guards the tables; never held while loading
         self._lifecycle = threading.RLock()  # one poll / reload at a time
@@ -101,8 +127,9 @@ class ModelRepository:
         self._thread: threading.Thread | None = None
 
     # ---- configuration -------------------------------------------------------------------------------------
-    def apply_config(self, config: model_server_config_pb2.ModelServerConfig) -> None:
-        """ReloadConfig: serve exactly these models, wait until each new one has a version, then set labels."""
+    def apply_config(self, config: model_server_config_pb2.ModelServerConfig, timeout_s: float | None = None) -> None:
+        """ReloadConfig: serve exactly these models, wait until each new one has a version, then set labels.
+        `timeout_s` bounds the wait (DEADLINE_EXCEEDED; the models stay configured and load when they can)."""
         if config.WhichOneof("config") != "model_config_list":
             raise invalid_argument("ModelServer does not yet support custom model config.")
         wanted = {c.name: c for c in config.model_config_list.config}
@@ -117,21 +144,41 @@ class ModelRepository:
                     self._models[name].config = None
             for name in removed:
                 self._retire(name, list(self._models[name].loaded))
-            self._wait_available(new)
+        self._wait_available(new, None if timeout_s is None else time.monotonic() + timeout_s)
+        with self._lifecycle:
             self._update_labels()
 
-    def _wait_available(self, names: list[str]) -> None:
+    def _wait_available(self, names: list[str], deadline: float | None) -> None:
+        """Poll until each model has a loaded version (or one of its versions gave up: that error), as
+        ServerCore waits; the lifecycle lock is held per poll only, so the poll thread keeps the others going."""
         while True:
             self.poll_once()
             with self._lock:
                 pending = [n for n in names if not self._models[n].loaded]
-                errors = [(n, v, s) for n in pending for v, s in self._models[n].states.items() if s.error_code != "OK"]
+                models = [self._models[n] for n in pending]
+                errors = [m.states[v] for m in models for v, r in m.retries.items() if r.gave_up]
             if errors:
-                state = errors[0][2]
-                raise ServingError(status_code(state.error_code), state.error_message)
+                raise ServingError(status_code(errors[0].error_code), errors[0].error_message)
             if not pending:
                 return
-            time.sleep(max(self._poll_wait, 1) if self._poll_wait > 0 else 1)
+            retry_in = self._next_retry_in()
+            pause = min(max(self._poll_wait, 1), 1 if retry_in is None else retry_in)
+            if deadline is not None:
+                if time.monotonic() >= deadline:
+                    raise ServingError(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"No version of model(s) {', '.join(pending)} became available in time; they stay "
+                        "configured and load when a version appears.",
+                    )
+                pause = min(pause, max(deadline - time.monotonic(), 0.0))
+            if self._stop.wait(pause):
+                raise ServingError(grpc.StatusCode.UNAVAILABLE, "The model server is shutting down.")
+
+    def _next_retry_in(self) -> float | None:
+        """Seconds until the earliest pending load retry (0 when one is due), None when none is pending."""
+        with self._lock:
+            due = [r.next_try for m in self._models.values() for r in m.retries.values() if not r.gave_up]
+        return max(min(due) - time.monotonic(), 0.0) if due else None
 
     def _update_labels(self) -> None:
         with self._lock:
@@ -152,57 +199,107 @@ class ModelRepository:
 
     # ---- the lifecycle loop ------------------------------------------------------------------------------
     def start_polling(self) -> None:
-        """Poll every --file_system_poll_wait_seconds; 0 means the startup poll was the only one."""
-        if self._poll_wait <= 0:
-            return
+        """Poll every --file_system_poll_wait_seconds (0: the startup poll was the only one) and run load
+        retries when they are due, whichever comes first."""
         self._thread = threading.Thread(target=self._poll_forever, name="fs-poll", daemon=True)
         self._thread.start()
 
     def _poll_forever(self) -> None:
-        while not self._stop.wait(self._poll_wait):
+        next_poll = time.monotonic() + self._poll_wait if self._poll_wait > 0 else None
+        while True:
+            poll_in = None if next_poll is None else next_poll - time.monotonic()
+            waits = [w for w in (self._next_retry_in(), poll_in) if w is not None]
+            if self._stop.wait(max(min([*waits, 1.0]), 0.0)):  # wakes at least every second: new retries
+                return
+            polling = next_poll is not None and time.monotonic() >= next_poll
             try:
-                self.poll_once()
+                self.poll_once(retries_only=not polling)
             except Exception:  # a broken poll must not end serving
                 log.exception("file system poll failed")
+            if polling and next_poll is not None:
+                next_poll = time.monotonic() + self._poll_wait
 
-    def poll_once(self) -> None:
+    def poll_once(self, *, retries_only: bool = False) -> None:
+        """One pass over every model; `retries_only` retries due failed loads without listing folders (a
+        retry when file system polling is off). A model whose folder cannot be read is logged and skipped."""
         with self._lifecycle:
             with self._lock:
                 models = [(name, m.config) for name, m in self._models.items() if m.config is not None]
             for name, config in models:
-                base = Path(config.base_path)
-                if not base.is_dir():
-                    log.error(
-                        "File system storage path source: Could not find base path %s for servable %s", base, name
-                    )
-                    continue
-                on_disk = versions_on_disk(base)
-                if not on_disk:
-                    log.warning("No versions of servable %s found under base path %s.", name, base)
-                aspired = aspired_versions(config.model_version_policy, list(on_disk))
-                model = self._models[name]
-                for version in aspired:
-                    if version not in model.loaded and version not in model.failed:
-                        self._load(name, version, on_disk[version])
-                policy = config.model_version_policy
-                pinned = policy.specific.versions if policy.WhichOneof("policy_choice") == "specific" else ()
-                self._retire(name, unload_order(list(model.loaded), aspired, pinned))
+                try:
+                    if retries_only:
+                        self._retry_due(name, config)
+                    else:
+                        self._poll_model(name, config)
+                except Exception:  # noqa: BLE001 - one bad folder never stops the other models
+                    log.exception("Polling servable %s under %s failed", name, config.base_path)
+
+    def _poll_model(self, name: str, config: model_server_config_pb2.ModelConfig) -> None:
+        base = Path(config.base_path)
+        if not base.is_dir():
+            log.error("File system storage path source: Could not find base path %s for servable %s", base, name)
+            return
+        on_disk = versions_on_disk(base)
+        if not on_disk:
+            log.warning("No versions of servable %s found under base path %s.", name, base)
+        aspired = aspired_versions(config.model_version_policy, list(on_disk))
+        model = self._models[name]
+        model.aspired = aspired
+        with self._lock:  # CancelLoadServableRetry: an unaspired failure is forgotten, a comeback loads afresh
+            for version in [v for v in model.retries if v not in aspired]:
+                del model.retries[version]
+                if model.states[version].state == "LOADING":  # its retries are cancelled: it ends with its error
+                    model.states[version] = dataclasses.replace(model.states[version], state="END")
+        for version in sorted(aspired, reverse=True):  # the policy loads the highest new version first
+            retry = model.retries.get(version)
+            if version in model.loaded or (retry and (retry.gave_up or retry.next_try > time.monotonic())):
+                continue
+            self._load(name, version, on_disk[version])
+        self._unload_stale(name, config)
+
+    def _retry_due(self, name: str, config: model_server_config_pb2.ModelConfig) -> None:
+        model = self._models[name]
+        due = [(v, r.path) for v, r in model.retries.items() if not r.gave_up and r.next_try <= time.monotonic()]
+        for version, path in sorted(due, reverse=True):
+            self._load(name, version, path)
+        if due:
+            self._unload_stale(name, config)
+
+    def _unload_stale(self, name: str, config: model_server_config_pb2.ModelConfig) -> None:
+        model = self._models[name]
+        policy = config.model_version_policy
+        pinned = policy.specific.versions if policy.WhichOneof("policy_choice") == "specific" else ()
+        self._retire(name, unload_order(list(model.loaded), model.aspired, pinned))
 
     def _load(self, name: str, version: int, path: Path) -> None:
         model = self._models[name]
+        retry = model.retries.get(version)
         with self._lock:
             model.states[version] = VersionState("LOADING")
-        log.info("Loading servable version {name: %s version: %d}", name, version)
+        if retry is None:
+            log.info("Loading servable version {name: %s version: %d}", name, version)
+        else:
+            log.info("Retrying of Loading servable: {name: %s version: %d} retry: %d", name, version, retry.failures)
         try:
             servable = self._loader(name, version, path)
-        except Exception as exc:  # the load failed: the version ends with its error, others keep serving
+        except Exception as exc:  # the load failed: retried later, then the version ends; others keep serving
             log.error("Loading servable: {name: %s version: %d} failed: %s", name, version, exc)
             code = exc.code.name if isinstance(exc, ServingError) else "UNKNOWN"
+            failures = (retry.failures if retry else 0) + 1
+            gave_up = failures > self._max_retries
+            if gave_up and self._max_retries:
+                log.info(
+                    "Retrying of Loading servable: {name: %s version: %d} exhausted max_num_retries: %d",
+                    name,
+                    version,
+                    self._max_retries,
+                )
             with self._lock:
-                model.failed.add(version)
-                model.states[version] = VersionState("END", code, str(exc))
+                model.retries[version] = _Retry(path, failures, time.monotonic() + self._retry_interval, gave_up)
+                model.states[version] = VersionState("END" if gave_up else "LOADING", code, str(exc))
             return
         with self._lock:
+            model.retries.pop(version, None)
             model.loaded[version] = servable
             model.states[version] = VersionState("AVAILABLE")
         log.info("Successfully loaded servable version {name: %s version: %d}", name, version)

@@ -7,10 +7,12 @@ the answer as JSON. Nothing here holds a servable.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import socket
 import time
+import zlib
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -96,9 +98,13 @@ class RestApi:
             else:
                 api = route.api
                 deadline = start + self.timeout if self.timeout else None
-                output = self._post(api, spec, json_tensor.parse_body(body), deadline)
+                doc = json_tensor.parse_body(body)
+                _check_surrogates(body, doc)
+                output = self._post(api, spec, doc, deadline)
         except Exception as exc:  # noqa: BLE001 - every failure becomes TF Serving's {"error": ...}
-            if not isinstance(exc, ServingError):
+            if isinstance(exc, RecursionError):  # Python's json recurses where rapidjson iterates
+                exc = invalid_argument("JSON Parse error: The document is nested too deeply.")
+            elif not isinstance(exc, ServingError):
                 log.exception("REST request %s %s failed", method, path)
                 exc = ServingError(grpc.StatusCode.INTERNAL, str(exc))
             self.plane.metrics.count("request_count", name, exc.code_name)
@@ -144,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     api: RestApi
     metrics_path: str | None
+    max_body: int
 
     def setup(self) -> None:
         super().setup()
@@ -152,17 +159,63 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - one line per request is too much here
         log.debug(format, *args)
 
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json", close: bool = False) -> None:
+        self.close_connection = self.close_connection or close
         head = (
             f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            f"{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
         ).encode("latin-1")
         self.wfile.write(head + body)  # one write: no Nagle/delayed-ACK stall on keep-alive connections
 
+    def _read_body(self) -> bytes:
+        """The body by Content-Length or chunked, at most max_body bytes; _BadBody when the framing is bad or
+        too large (the connection then closes: the rest of the stream cannot be trusted)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = b""
+            while size_line := self.rfile.readline(66).split(b";")[0].strip():
+                if not re.fullmatch(rb"[0-9a-fA-F]{1,15}", size_line):
+                    raise _BadBody(400, f"Invalid chunk size: {size_line[:20]!r}")
+                if len(body) + int(size_line, 16) > self.max_body:
+                    raise _BadBody(413, f"Request body exceeds the limit of {self.max_body} bytes.")
+                if int(size_line, 16) == 0:
+                    while self.rfile.readline(8192).strip():  # trailers
+                        pass
+                    return body
+                body += self.rfile.read(int(size_line, 16))
+                self.rfile.readline(3)
+            raise _BadBody(400, "Malformed chunked request body.")
+        header = self.headers.get("Content-Length")
+        if header is None:
+            return b""
+        if not re.fullmatch(r"[0-9]{1,19}", header.strip()):
+            raise _BadBody(400, f"Invalid Content-Length header: {header[:40]!r}")
+        length = int(header)
+        if length > self.max_body:
+            raise _BadBody(413, f"Request body of {length} bytes exceeds the limit of {self.max_body} bytes.")
+        return self.rfile.read(length) if length else b""
+
+    def _gunzip(self, body: bytes) -> bytes:
+        """net_http uncompresses a `Content-Encoding: gzip` body before the handler reads it; so does this,
+        up to the same max_body."""
+        if not body or "gzip" not in self.headers.get("Content-Encoding", "").lower():
+            return body
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            plain = inflate.decompress(body, self.max_body + 1)
+        except zlib.error as exc:
+            raise _BadBody(400, f"Failed to uncompress the gzip request body: {exc}") from None
+        if len(plain) > self.max_body:
+            raise _BadBody(413, f"Uncompressed request body exceeds the limit of {self.max_body} bytes.")
+        return plain
+
     def _dispatch(self) -> None:
         path = urlsplit(self.path).path
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self._gunzip(self._read_body())
+        except _BadBody as bad:
+            self._reply(bad.status, json_tensor.render_error(bad.message).encode(), close=True)
+            return
         if self.metrics_path and path == self.metrics_path and self.command == "GET":
             self._reply(200, self.api.plane.metrics.exposition(), "text/plain")
         elif not _V1.fullmatch(path):
@@ -180,16 +233,39 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = _dispatch
 
 
+class _BadBody(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _check_surrogates(body: bytes, doc: object) -> None:
+    """rapidjson (TF Serving's parser) refuses a \\uD800-\\uDFFF escape that is not a pair; Python's json
+    takes it and fails later, encoding the string. Checked only when such an escape is in the body."""
+    if _SURROGATE_ESCAPE.search(body):
+        try:
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise invalid_argument("JSON Parse error: The surrogate pair in string is invalid.") from None
+
+
 class RestServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
 
-def make_rest_server(api: RestApi, port: int, metrics_path: str | None) -> RestServer | None:
+def make_rest_server(api: RestApi, host: str, port: int, metrics_path: str | None, max_body: int) -> RestServer | None:
     """None when the port cannot be bound: like TF Serving, the server logs it and keeps serving gRPC."""
-    handler = type("RestHandler", (_Handler,), {"api": api, "metrics_path": metrics_path})
+    handler = type("RestHandler", (_Handler,), {"api": api, "metrics_path": metrics_path, "max_body": max_body})
+    server_class = (
+        type("RestServer6", (RestServer,), {"address_family": socket.AF_INET6}) if ":" in host else RestServer
+    )
     try:
-        return RestServer(("0.0.0.0", port), handler)
+        return server_class((host, port), handler)
     except OSError as exc:
-        log.error("Failed to start HTTP Server at localhost:%d (%s)", port, exc.strerror or exc)
+        log.error("Failed to start HTTP Server at %s:%d (%s)", host, port, exc.strerror or exc)
         return None

@@ -1,5 +1,5 @@
-"""One loaded version of a model: its signatures, and the reference count behind every servable handle, so a
-version swap never frees a version a request still runs on."""
+"""One loaded version of a model: its session bundle and signatures, and the reference count behind every
+servable handle, so a version swap never frees (closes the session of) a version a request still runs on."""
 
 from __future__ import annotations
 
@@ -8,23 +8,22 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
+import numpy as np
+import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.python.saved_model import loader_impl
 
 from serving.contract import SIGNATURE
-from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, not_found, status_code
-from serving.model_server.signature import Signature
+from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, not_found
+from serving.model_server.session_bundle import SessionBundle
+from serving.model_server.signature import Signature, op_error
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 
-def _import_custom_ops() -> None:
-    """Models may use TF-Text ops (WordPiece, regex split); their kernels register on import."""
-    import tensorflow_text  # noqa: F401
-
-
 class Servable:
-    """A model version's signatures. Only the dataplane hands it out: `try_acquire()`/`release()` around every
-    request; the repository `retire()`s it once it is no longer aspired."""
+    """A model version's session bundle and signatures. Only the dataplane hands it out: `try_acquire()`/`release()`
+    around every request; the repository `retire()`s it once it is no longer aspired, which closes the session."""
 
     def __init__(
         self,
@@ -32,51 +31,43 @@ class Servable:
         version: int,
         signature_defs: Mapping[str, meta_graph_pb2.SignatureDef],
         signatures: Mapping[str, Signature],
-        model: object = None,
+        bundle: SessionBundle | None = None,
     ) -> None:
         self.name = name
         self.version = version
         self.signature_defs = signature_defs
         self.signatures = dict(signatures)
-        self._model = model  # what tf.saved_model.load returned: the functions' variables live as long as it
+        self.bundle = bundle
         self._refs = 0
         self._retired = False
         self._idle = threading.Condition()
 
     @classmethod
     def load(cls, name: str, version: int, path: Path, tags: list[str]) -> Servable:
-        """Load a SavedModel version with the server's tags. Every failure is a ServingError with TF Serving's
-        code: no SavedModel or a tag miss is NOT_FOUND, a corrupt one DATA_LOSS, TensorFlow's errors keep theirs."""
-        import tensorflow as tf
-        from tensorflow.python.saved_model import loader_impl
-
-        _import_custom_ops()
+        """Load a SavedModel version with the server's tags as SavedModelBundle does. Every failure is a
+        ServingError with TF Serving's code: no SavedModel or a tag miss is NOT_FOUND, a corrupt one DATA_LOSS,
+        TensorFlow's errors keep theirs."""
         if not any((path / file).is_file() for file in SAVED_MODEL_FILES):
             raise not_found(f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {path}")
         try:
-            saved_model = loader_impl.parse_saved_model(str(path))
+            loader = loader_impl.SavedModelLoader(str(path))
             wanted = set(tags)
-            meta_graphs = [m for m in saved_model.meta_graphs if set(m.meta_info_def.tags) == wanted]
-            if not meta_graphs:
+            if not any(set(m.meta_info_def.tags) == wanted for m in loader.saved_model.meta_graphs):
                 raise not_found(
                     f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. "
                     "To inspect available tag-sets in the SavedModel, please use the SavedModel CLI: "
                     "`saved_model_cli`"
                 )
-            signature_defs = meta_graphs[0].signature_def
-            model = tf.saved_model.load(str(path), tags=tags)
-        except (tf.errors.OpError, OSError) as exc:
-            # tf.saved_model.load re-raises a NotFoundError (missing variables) as an OSError: take the original
-            op_error = exc if isinstance(exc, tf.errors.OpError) else exc.__cause__ or exc.__context__
-            if isinstance(op_error, tf.errors.OpError):
-                raise ServingError(status_code(op_error.error_code), op_error.message) from exc
-            raise ServingError(grpc.StatusCode.DATA_LOSS, str(exc)) from exc  # saved_model.pb does not parse
-        signatures = {
-            key: Signature(key, signature_defs[key], function)
-            for key, function in model.signatures.items()
-            if key in signature_defs
-        }
-        return cls(name, version, signature_defs, signatures, model)
+            bundle = SessionBundle.load(path, loader, tags)
+        except tf.errors.OpError as exc:
+            raise op_error(exc) from exc
+        except OSError as exc:  # saved_model.pb does not parse
+            raise ServingError(grpc.StatusCode.DATA_LOSS, str(exc)) from exc
+        except ValueError as exc:  # the importer's re-raised InvalidArgumentError: a graph TF cannot import
+            raise invalid_argument(str(exc).splitlines()[0]) from exc
+        signature_defs = bundle.meta_graph_def.signature_def
+        signatures = {key: Signature(key, signature_def, bundle) for key, signature_def in signature_defs.items()}
+        return cls(name, version, signature_defs, signatures, bundle)
 
     def signature(self, name: str, *, for_rest_inputs: bool = False) -> Signature:
         """The named signature ('' = serving_default). REST's input lookup and Predict word the miss differently."""
@@ -87,6 +78,15 @@ class Servable:
                 raise invalid_argument(f'Serving signature name: "{key}" not found in signature def')
             raise failed_precondition(f'Serving signature key "{key}" not found.')
         return found
+
+    def run_tensors(self, feeds: dict[str, np.ndarray], fetches: tuple[str, ...]) -> list[np.ndarray]:
+        """One Session::Run by tensor names (MultiInference feeds several signatures at once)."""
+        if self.bundle is None:
+            raise failed_precondition(f"Servable {self.name} version {self.version} is not loaded.")
+        try:
+            return self.bundle.run(feeds, fetches)
+        except tf.errors.OpError as exc:
+            raise op_error(exc) from None
 
     def try_acquire(self) -> bool:
         """Pin this version for one request; False once it is retiring (the caller looks again)."""
@@ -108,4 +108,6 @@ class Servable:
             self._retired = True
             self._idle.wait_for(lambda: self._refs == 0)
         self.signatures = {}
-        self._model = None
+        if self.bundle is not None:
+            self.bundle.close()
+            self.bundle = None

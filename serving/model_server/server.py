@@ -13,11 +13,12 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from data_prep.errors import UserError
 from serving.model_server import protos, warmup
+from serving.model_server.admin import ConfigReloader
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.dataplane import DataPlane
 from serving.model_server.errors import ServingError, invalid_argument
 from serving.model_server.flags import ServerOptions
-from serving.model_server.grpc_service import make_grpc_server
+from serving.model_server.grpc_service import host_port, make_grpc_server
 from serving.model_server.inference import Inference
 from serving.model_server.monitoring import Metrics
 from serving.model_server.repository import Loader, ModelRepository
@@ -90,11 +91,13 @@ def build(options: ServerOptions) -> tuple[DataPlane, str | None]:
         if monitoring.prometheus_config.enable:
             metrics_path = monitoring.prometheus_config.path or PROMETHEUS_DEFAULT_PATH
     _configure_tensorflow(options)
-    inference = Inference(Metrics(), batcher)
+    inference = Inference(Metrics(), batcher, method_name_check=options.enable_signature_method_name_check)
     repository = ModelRepository(
         loader(options, inference),
         poll_wait_seconds=options.file_system_poll_wait_seconds,
         allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models,
+        max_num_load_retries=options.max_num_load_retries,
+        load_retry_interval_micros=options.load_retry_interval_micros,
     )
     repository.apply_config(config)
     return DataPlane(repository, inference), metrics_path
@@ -108,9 +111,13 @@ def loader(options: ServerOptions, inference: Inference) -> Loader:
         servable = Servable.load(name, version, path, tags)
         if options.enable_model_warmup:
             start = time.monotonic()
-            records = warmup.replay(
-                path, lambda entry: inference.replay(servable, entry), options.num_request_iterations_for_warmup
-            )
+            try:
+                records = warmup.replay(
+                    path, lambda entry: inference.replay(servable, entry), options.num_request_iterations_for_warmup
+                )
+            except BaseException:
+                servable.retire()  # close the session of a version that never became available
+                raise
             if records:
                 inference.metrics.count("model_warmup_records_read", str(path), "OK", by=records)
                 inference.metrics.observe("model_warmup_latency", (time.monotonic() - start) * 1e6, str(path), "OK")
@@ -135,11 +142,19 @@ def serve(
 
         print(f"TensorFlow ModelServer: {TF_SERVING_VERSION}-textclf-local\nTensorFlow Library: {tf.__version__}")
         return
+    stop = stop or threading.Event()
     try:
         plane, metrics_path = build(options)
+        reloader = ConfigReloader(
+            plane.repository,
+            stop,
+            allow_grpc=options.allow_reload_config,
+            timeout_s=options.reload_config_timeout_seconds,
+        )
         grpc_server = make_grpc_server(
             plane,
-            plane.repository.apply_config,
+            reloader.reload_from_grpc,
+            host=options.bind_address,
             port=options.port,
             socket_path=options.grpc_socket_path,
             channel_arguments=options.grpc_channel_arguments,
@@ -150,23 +165,26 @@ def serve(
     repository = plane.repository
     repository.start_polling()
 
-    stop = stop or threading.Event()
     if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
-        threading.Thread(target=_poll_config, args=(repository, options, stop), name="config-poll", daemon=True).start()
+        threading.Thread(target=_poll_config, args=(reloader, options, stop), name="config-poll", daemon=True).start()
 
     grpc_server.start()
     if options.port:
-        log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", options.port)
+        log.info("Running gRPC ModelServer at %s ...", host_port(options.bind_address, options.port))
     if options.grpc_socket_path:
         log.info("Running gRPC ModelServer at UNIX socket %s ...", options.grpc_socket_path)
     rest_server = None
     if options.rest_api_port and options.rest_api_port != options.port:
         rest_server = make_rest_server(
-            RestApi(plane, options.rest_api_timeout_in_ms), options.rest_api_port, metrics_path
+            RestApi(plane, options.rest_api_timeout_in_ms),
+            options.bind_address,
+            options.rest_api_port,
+            metrics_path,
+            options.rest_api_max_body_bytes,
         )
         if rest_server is not None:
             threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
-            log.info("Exporting HTTP/REST API at:localhost:%d ...", options.rest_api_port)
+            log.info("Exporting HTTP/REST API at:%s ...", host_port(options.bind_address, options.rest_api_port))
     elif options.rest_api_port:
         log.error(
             "server_options.http_port cannot be same as grpc_port. Please use a different port for "
@@ -183,10 +201,10 @@ def serve(
     grpc_server.stop(grace=2).wait()
 
 
-def _poll_config(repository: ModelRepository, options: ServerOptions, stop: threading.Event) -> None:
+def _poll_config(reloader: ConfigReloader, options: ServerOptions, stop: threading.Event) -> None:
     """Re-read --model_config_file every --model_config_file_poll_wait_seconds; a bad file is logged, not fatal."""
     while not stop.wait(options.model_config_file_poll_wait_seconds):
         try:
-            repository.apply_config(model_server_config(options))
+            reloader.reload(model_server_config(options))
         except Exception as exc:  # keep serving the previous config, as TF Serving does
             log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)

@@ -1,11 +1,15 @@
-"""Running one SignatureDef: check the request's tensors against it, call it, keep the outputs asked for.
+"""Running one SignatureDef of a loaded version: check the request's input names and dtypes against it, feed and
+fetch its TensorInfo names in the version's session, keep the outputs asked for.
 
-Messages follow TF Serving's (predict_util.cc) where it has them, so clients see the same errors.
+TF Serving checks names (predict_util.cc VerifyRequestInputsSize, saved_model/util.cc GetInputValues) and the
+session checks dtypes (DirectSession's call frame); shapes are the graph's business, and a graph failure reaches
+the client with TensorFlow's code and message. Messages here are theirs word for word.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
@@ -13,6 +17,10 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 from serving.model_server.errors import ServingError, invalid_argument, status_code
 
+if TYPE_CHECKING:
+    from serving.model_server.session_bundle import SessionBundle
+
+PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 
@@ -24,44 +32,62 @@ def dtype_name(enum: int) -> str:
 
 
 def shape_text(dims: Sequence[int]) -> str:
+    """TensorShape::DebugString: [2,3]."""
     return "[" + ",".join(str(d) for d in dims) + "]"
 
 
-class Signature:
-    """A signature of a loaded SavedModel: its SignatureDef's inputs/outputs (for checks) and its function."""
+def op_error(exc: tf.errors.OpError) -> ServingError:
+    """A TensorFlow runtime error as the client sees it from TF Serving: its canonical code and message."""
+    return ServingError(status_code(exc.error_code), exc.message)
 
-    def __init__(self, name: str, signature_def: meta_graph_pb2.SignatureDef, function: Callable) -> None:
+
+def _keys(names: Sequence[str] | set[str]) -> str:
+    return ",".join(sorted(names))
+
+
+class Signature:
+    """A SignatureDef of a loaded version, run in that version's session."""
+
+    def __init__(self, name: str, signature_def: meta_graph_pb2.SignatureDef, bundle: SessionBundle) -> None:
         self.name = name
+        self.signature_def = signature_def
         self.inputs = signature_def.inputs
         self.outputs = signature_def.outputs
-        self._function = function
-        self._input_order = sorted(self.inputs)
-        self._dtypes = {key: tf.dtypes.as_dtype(info.dtype) for key, info in self.inputs.items()}
+        self.method_name = signature_def.method_name
+        self._bundle = bundle
+        self._feed_order = sorted(self.inputs)  # the call frame's arg order for dtype messages
+        self._defaults = {alias: tf.make_ndarray(proto) for alias, proto in signature_def.defaults.items()}
 
-    def check_inputs(self, inputs: Mapping[str, np.ndarray], dtypes: Mapping[str, int] | None = None) -> None:
-        """Names, dtypes and shapes must fit the signature (what Session::Run would reject)."""
-        if set(inputs) != set(self.inputs):
-            sent, wanted = set(inputs), set(self.inputs)
+    def check_inputs(self, names: Collection[str]) -> None:
+        """The request's input names as TF Serving checks them, before the output filter."""
+        sent, wanted, defaults = set(names), set(self.inputs), set(self._defaults)
+        if len(sent) > len(wanted) or (len(sent) < len(wanted) and not defaults):
             raise invalid_argument(
                 f"input size does not match signature: {len(sent)}!={len(wanted)} "
-                f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(wanted))}}}). "
-                f"Sent extra: {{{','.join(sorted(sent - wanted))}}}. "
-                f"Missing but required: {{{','.join(sorted(wanted - sent))}}}."
+                f"len({{{_keys(sent)}}}) != len({{{_keys(wanted)}}}). "
+                f"Sent extra: {{{_keys(sent - wanted)}}}. "
+                f"Missing but required: {{{_keys(wanted - sent)}}}."
             )
-        for index, key in enumerate(self._input_order):
-            info = self.inputs[key]
-            if dtypes is not None and dtypes[key] != info.dtype:
+        for alias in self._feed_order:
+            if alias not in sent and alias not in defaults:
                 raise invalid_argument(
-                    f"Expects arg[{index}] to be {dtype_name(info.dtype)} but {dtype_name(dtypes[key])} is provided"
+                    f"Signature input alias: {alias}(feed name: {self.inputs[alias].name}) not found in request "
+                    f"and no default value provided. Inputs expected to be in the request {{{_keys(sent)}}}, "
+                    f"or default input alias set: {_keys(defaults)}"
                 )
-            if info.tensor_shape.unknown_rank:
-                continue
-            wanted_dims = [d.size for d in info.tensor_shape.dim]
-            got = inputs[key].shape
-            if len(got) != len(wanted_dims) or any(w >= 0 and w != g for w, g in zip(wanted_dims, got, strict=True)):
+        used = sent & wanted
+        if sent and len(used) != len(sent):
+            raise invalid_argument(
+                f"Inputs contains invalid name. Used request inputs: {_keys(used)}, request input: {_keys(sent)}"
+            )
+
+    def check_dtypes(self, dtypes: Mapping[str, int]) -> None:
+        """The wire's dtypes (gRPC) as the session's call frame checks them when it runs."""
+        for index, alias in enumerate(self._feed_order):
+            expected = self.inputs[alias].dtype
+            if alias in dtypes and dtypes[alias] != expected:
                 raise invalid_argument(
-                    f"Input to signature input '{key}' has shape {shape_text(got)}, which is incompatible "
-                    f"with the signature's shape {shape_text(wanted_dims)}"
+                    f"Expects arg[{index}] to be {dtype_name(expected)} but {dtype_name(dtypes[alias])} is provided"
                 )
 
     def check_output_filter(self, output_filter: Sequence[str]) -> None:
@@ -70,23 +96,21 @@ class Signature:
             if alias not in self.outputs:
                 raise invalid_argument(
                     f"output tensor alias not found in signature: {alias} "
-                    f"Outputs expected to be in the set {{{','.join(sorted(self.outputs))}}}."
+                    f"Outputs expected to be in the set {{{_keys(self.outputs)}}}."
                 )
             if alias in seen:
                 raise invalid_argument(f"duplicate output tensor alias: {alias}")
             seen.add(alias)
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Call the function on checked inputs; TF runtime errors keep their canonical code."""
-        tensors = {key: tf.convert_to_tensor(value, dtype=self._dtypes[key]) for key, value in inputs.items()}
+    def run(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Feed checked inputs (defaults for the ones left out), fetch `outputs` (all when empty)."""
+        aliases = tuple(outputs) or tuple(self.outputs)
+        feeds = {
+            self.inputs[alias].name: inputs[alias] if alias in inputs else self._defaults[alias]
+            for alias in self._feed_order
+        }
         try:
-            outputs = self._function(**tensors)
+            values = self._bundle.run(feeds, tuple(self.outputs[alias].name for alias in aliases))
         except tf.errors.OpError as exc:
-            raise ServingError(status_code(exc.error_code), exc.message) from None
-        except (ValueError, TypeError) as exc:  # raised by the function's input validation
-            raise invalid_argument(str(exc).splitlines()[0]) from None
-        return {key: value.numpy() for key, value in outputs.items()}
-
-
-def select_outputs(outputs: dict[str, np.ndarray], output_filter: Sequence[str]) -> dict[str, np.ndarray]:
-    return {alias: outputs[alias] for alias in output_filter} if output_filter else outputs
+            raise op_error(exc) from None
+        return dict(zip(aliases, values, strict=True))

@@ -28,10 +28,13 @@ _FIELDS = {
 }
 
 
-def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
+def to_ndarray(proto: tensor_pb2.TensorProto, alias: str | None = None) -> np.ndarray:
+    """A request's tensor; one that does not parse is TF Serving's "tensor parsing error: <alias>" (GetInputValues)."""
     try:
         return tf.make_ndarray(proto)
     except (ValueError, TypeError) as exc:
+        if alias is not None:
+            raise invalid_argument(f"tensor parsing error: {alias}") from None
         raise invalid_argument(f"Could not parse tensor proto: {exc}") from None
 
 

@@ -34,7 +34,7 @@ class Doubler:
         if not hold:
             self.release.set()
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, inputs: dict[str, np.ndarray], outputs: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
         self.batches.append(inputs["x"].tolist())
         self.started.set()
         self.release.wait(5)

@@ -108,7 +108,13 @@ def test_rest_errors_in_process(plane, method, path, body, status, error):
 def test_grpc_predict_looks_up_the_model_before_reading_its_tensors(plane):
     port = free_port()
     server = make_grpc_server(
-        plane, lambda config: None, port=port, socket_path="", channel_arguments="", max_threads=2
+        plane,
+        lambda config, time_left: None,
+        host="127.0.0.1",
+        port=port,
+        socket_path="",
+        channel_arguments="",
+        max_threads=2,
     )
     server.start()
     try:

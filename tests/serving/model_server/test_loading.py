@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
@@ -63,12 +64,17 @@ def test_missing_tags_are_not_found(exported):
     assert message.startswith("Could not find meta graph def matching supplied tags: { serve gpu }.")
 
 
-def test_missing_variables_keep_tensorflows_code_and_message(exported, tmp_path):
+def test_missing_variables_load_and_fail_at_run_time_as_under_tf_serving(exported, tmp_path):
+    """TF's C++ loader restores only when variables/variables.index exists ("The specified SavedModel has no
+    variables; no checkpoints were restored"): the version loads, and reading a variable fails the request."""
     path = copy_of(exported, tmp_path)
     shutil.rmtree(path / "variables")
-    code, message = load_error(path)
-    assert code == grpc.StatusCode.NOT_FOUND
-    assert "Failed to find any matching files for" in message and "variables" in message
+    servable = Servable.load("m", 1, path, ["serve"])
+    with pytest.raises(ServingError) as failed:
+        servable.signature("").run({"x": np.array([1.0], np.float32)})
+    servable.retire()
+    assert failed.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "variable" in failed.value.message.lower()
 
 
 def test_a_corrupt_saved_model_is_data_loss(exported, tmp_path):

@@ -110,7 +110,7 @@ def test_predict_strings_and_multiple_outputs(server):
         ("/v1/models/half:predict", b'{"instances": [1.0,', 400, "JSON Parse error"),
         ("/v1/models/half:predict", b"", 400, "JSON Parse error: The document is empty"),
         ("/v1/models/half:predict", b'{"instances": ["a"]}', 400, "is not of expected type: float"),
-        ("/v1/models/half:predict", b'{"instances": [[1.0]]}', 400, "incompatible"),
+        ("/v1/models/half:predict", b'{"inputs": {"y": [1.0]}}', 400, "Missing named input: x in 'inputs' object."),
         ("/v1/models/half:predict", b'{"values": [1.0]}', 400, "Missing 'inputs' or 'instances' key"),
         (
             "/v1/models/half/labels/stable:predict",
@@ -166,7 +166,7 @@ def test_grpc_errors(stubs):
     with pytest.raises(grpc.RpcError) as unreadable:
         predict.Predict(request, timeout=20)
     assert unreadable.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert unreadable.value.details().startswith("Could not parse tensor proto")
+    assert unreadable.value.details() == "tensor parsing error: x"  # GetInputValues' words
 
     status_request = get_model_status_pb2.GetModelStatusRequest()
     status_request.model_spec.name = "nope"

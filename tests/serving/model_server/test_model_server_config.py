@@ -48,7 +48,14 @@ def test_unparsable_model_config_fails_like_tf_serving(tmp_path):
 
 def test_a_version_that_cannot_load_ends_start_up_in_one_line(tmp_path):
     (tmp_path / "half" / "1").mkdir(parents=True)  # a version folder without a SavedModel
-    done = run_model_server(f"--port={free_port()}", "--model_name=half", f"--model_base_path={tmp_path / 'half'}")
+    done = run_model_server(
+        f"--port={free_port()}",
+        "--model_name=half",
+        f"--model_base_path={tmp_path / 'half'}",
+        "--max_num_load_retries=1",  # start-up waits for the retries (5 x 1 min by default), as TF Serving does
+        "--load_retry_interval_micros=0",
+    )
+    assert done.stderr.count("Could not find SavedModel") >= 2  # the first attempt and its retry
     assert_one_line_start_failure(
         done, f"NOT_FOUND: Could not find SavedModel .pb or .pbtxt at supplied export directory path: {tmp_path}"
     )

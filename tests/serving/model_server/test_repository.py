@@ -17,6 +17,7 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving.model_server.admin import ConfigReloader
 from serving.model_server.dataplane import DataPlane
 from serving.model_server.errors import ServingError, not_found
 from serving.model_server.inference import Inference
@@ -71,9 +72,12 @@ def loader() -> FakeLoader:
 
 
 def serve(
-    loader: FakeLoader, cfg: model_server_config_pb2.ModelServerConfig, **kwargs: bool
+    loader: FakeLoader, cfg: model_server_config_pb2.ModelServerConfig, **kwargs: bool | int
 ) -> tuple[ModelRepository, DataPlane]:
-    repository = ModelRepository(loader, poll_wait_seconds=0, **kwargs)
+    """A repository that polls only when the test says so; a failed load is final unless the test asks for
+    retries (max_num_load_retries, load_retry_interval_micros)."""
+    kwargs.setdefault("max_num_load_retries", 0)
+    repository = ModelRepository(loader, poll_wait_seconds=0, **kwargs)  # type: ignore[arg-type]
     loader.repository = repository
     repository.apply_config(cfg)
     return repository, DataPlane(repository, Inference(Metrics()))
@@ -297,3 +301,145 @@ def test_a_handle_on_a_specific_version_that_retired_under_it_is_not_found(tmp_p
         "Servable not found for request: Specific(m, 1)",
     )
     assert seen == [{1}, {2}]
+
+
+def test_a_failed_load_is_retried_and_a_folder_repaired_in_place_recovers(tmp_path, loader):
+    """LoaderHarness retries: LOADING with the last error meanwhile, the old version serving throughout."""
+    repository, plane = serve(
+        loader, config(versions(tmp_path, "1")), max_num_load_retries=3, load_retry_interval_micros=-1
+    )
+    loader.failures[2] = not_found("Could not find SavedModel .pb or .pbtxt")
+    versions(tmp_path, "2")
+    repository.poll_once()
+    assert [(v, s.state, s.error_code) for v, s in repository.version_states(MODEL)] == [
+        (2, "LOADING", "NOT_FOUND"),
+        (1, "AVAILABLE", "OK"),
+    ]
+    with plane.handle(spec()) as servable:
+        assert servable.version == 1
+    repository.poll_once(retries_only=True)  # retry 1 of 3 fails too
+    del loader.failures[2]  # the folder is repaired in place
+    repository.poll_once(retries_only=True)
+    assert [v for v, _ in loader.loads] == [1, 2, 2, 2]
+    assert states(repository) == {2: "AVAILABLE", 1: "END"}
+
+
+def test_a_load_that_exhausts_its_retries_ends_and_stays_failed_until_its_folder_comes_back(tmp_path, loader):
+    repository, plane = serve(
+        loader, config(versions(tmp_path, "1")), max_num_load_retries=1, load_retry_interval_micros=-1
+    )
+    loader.failures[2] = RuntimeError("truncated saved_model.pb")
+    versions(tmp_path, "2")
+    repository.poll_once()
+    repository.poll_once()  # the one retry
+    assert [(v, s.state, s.error_message) for v, s in repository.version_states(MODEL)] == [
+        (2, "END", "truncated saved_model.pb"),
+        (1, "AVAILABLE", ""),
+    ]
+    del loader.failures[2]
+    repository.poll_once()
+    assert [v for v, _ in loader.loads] == [1, 2, 2]  # as TF Serving: an errored aspired version is not reloaded
+    (tmp_path / "2").rename(tmp_path / ".2.moved")  # no longer aspired: the failure is forgotten
+    repository.poll_once()
+    (tmp_path / ".2.moved").rename(tmp_path / "2")
+    repository.poll_once()
+    assert states(repository) == {2: "AVAILABLE", 1: "END"}
+    with plane.handle(spec()) as servable:
+        assert servable.version == 2
+
+
+def test_odd_folder_names_and_a_broken_model_do_not_stop_the_other_models(tmp_path, loader, monkeypatch):
+    """versions_on_disk is made to fail for one model: as root, no folder here can be made unreadable."""
+    text = f"""model_config_list {{
+      config {{ name: "bad" base_path: "{tmp_path / "bad"}" }}
+      config {{ name: "{MODEL}" base_path: "{tmp_path / MODEL}" }}
+    }}"""
+    versions(tmp_path / "bad", "1", "²", "٦")
+    versions(tmp_path / MODEL, "1", "²", "٦", "1²")
+    repository, _ = serve(loader, text_format.Parse(text, model_server_config_pb2.ModelServerConfig()))
+    assert sorted(loader.loads) == [(1, tmp_path / "bad" / "1"), (1, tmp_path / MODEL / "1")]
+    from serving.model_server import repository as repository_module
+
+    listing = repository_module.versions_on_disk
+
+    def broken_for_bad(base: Path) -> dict[int, Path]:
+        if base.name == "bad":
+            raise OSError("Input/output error")
+        return listing(base)
+
+    monkeypatch.setattr(repository_module, "versions_on_disk", broken_for_bad)
+    versions(tmp_path / MODEL, "2")
+    repository.poll_once()
+    assert states(repository) == {2: "AVAILABLE", 1: "END"}
+    assert states(repository, "bad") == {1: "AVAILABLE"}
+
+
+def test_a_reload_naming_an_empty_base_path_ends_in_time_and_loads_once_a_version_appears(tmp_path, loader):
+    repository, plane = serve(loader, config(versions(tmp_path / "a", "1")))
+    both = config(tmp_path / "a")
+    both.model_config_list.config.add(name="late", base_path=str(tmp_path / "late"))
+    with pytest.raises(ServingError) as failed:
+        repository.apply_config(both, timeout_s=0.05)
+    assert failed.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    with plane.handle(spec()) as servable:
+        assert servable.version == 1
+    versions(tmp_path / "late", "3")
+    repository.poll_once()
+    assert states(repository, "late") == {3: "AVAILABLE"}
+
+
+class GatedLoader(FakeLoader):
+    """Holds every load of model "slow" until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def __call__(self, name: str, version: int, path: Path) -> Servable:
+        if name == "slow":
+            self.entered.set()
+            self.gate.wait(30)
+        return super().__call__(name, version, path)
+
+
+def test_reloads_are_refused_over_grpc_unless_allowed_and_one_at_a_time(tmp_path):
+    loader = GatedLoader()
+    repository, _ = serve(loader, config(versions(tmp_path / "a", "1")))
+    stop = threading.Event()
+    cfg = config(tmp_path / "a")
+    cfg.model_config_list.config.add(name="slow", base_path=str(versions(tmp_path / "slow", "1")))
+    with pytest.raises(ServingError) as refused:
+        ConfigReloader(repository, stop, allow_grpc=False, timeout_s=5).reload_from_grpc(cfg, None)
+    assert refused.value.code == grpc.StatusCode.PERMISSION_DENIED
+    assert "--allow_reload_config" in refused.value.message
+    assert repository.serving_map("slow") is None  # nothing was applied
+
+    reloader = ConfigReloader(repository, stop, allow_grpc=True, timeout_s=5)
+    first = threading.Thread(target=lambda: reloader.reload_from_grpc(cfg, None))
+    first.start()
+    assert loader.entered.wait(10)
+    with pytest.raises(ServingError) as busy:
+        reloader.reload_from_grpc(cfg, None)
+    assert busy.value.code == grpc.StatusCode.ABORTED
+    loader.gate.set()
+    first.join(10)
+    assert states(repository, "slow") == {1: "AVAILABLE"}
+    reloader.reload_from_grpc(cfg, None)  # the first one finished: the next is accepted
+
+
+def test_a_waiting_reload_returns_at_its_deadline_and_at_shutdown(tmp_path, loader):
+    repository, _ = serve(loader, config(versions(tmp_path / "a", "1")))
+    stop = threading.Event()
+    cfg = config(tmp_path / "a")
+    cfg.model_config_list.config.add(name="empty", base_path=str(tmp_path / "empty"))
+    reloader = ConfigReloader(repository, stop, allow_grpc=True, timeout_s=60)
+    with pytest.raises(ServingError) as late:
+        reloader.reload_from_grpc(cfg, 0.05)  # the caller's gRPC deadline is sooner than the server's bound
+    assert late.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    stop.set()
+    repository.close()
+    cfg.model_config_list.config.add(name="empty2", base_path=str(tmp_path / "empty2"))
+    with pytest.raises(ServingError) as stopping:
+        ConfigReloader(repository, stop, allow_grpc=True, timeout_s=60).reload_from_grpc(cfg, None)
+    assert stopping.value.code == grpc.StatusCode.UNAVAILABLE
