@@ -1,0 +1,225 @@
+// The gateway's page: plain JavaScript, no build step, nothing from outside this gateway. It calls the
+// same public JSON API any client does (GET v1/models, POST v1/classify) and shows the API's own errors.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+// One place that talks to the API: relative paths (the page may sit behind a path prefix), the key
+// the user typed (only when the gateway asked for one), JSON in and out, round-trip time measured.
+const api = {
+  key: "",
+
+  async call(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (this.key) headers["X-API-Key"] = this.key;
+    const started = performance.now();
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (error) {
+      return { ok: false, status: 0, body: null, requestId: "", ms: performance.now() - started, failure: String(error) };
+    }
+    let parsed = null;
+    try {
+      parsed = await response.json();
+    } catch (error) {
+      parsed = null; // not JSON (e.g. a proxy's HTML error page): errorText says so
+    }
+    return {
+      ok: response.ok,
+      status: response.status,
+      body: parsed,
+      requestId: response.headers.get("X-Request-ID") || "",
+      ms: performance.now() - started,
+    };
+  },
+};
+
+// "code: message" from the gateway's {"error": {"code", "message"}}, or what went wrong on the way.
+function errorText(reply) {
+  let text;
+  if (reply.body && reply.body.error) text = `${reply.body.error.code}: ${reply.body.error.message}`;
+  else if (reply.status === 0) text = `network error: ${reply.failure}`;
+  else text = `HTTP ${reply.status}: the answer is not the gateway's JSON`;
+  return reply.requestId ? `${text} (request id ${reply.requestId})` : text;
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text; // textContent only: texts and labels are never HTML
+  return node;
+}
+
+function showMessage(target, kind, text) {
+  target.className = `message ${kind}`;
+  target.textContent = text;
+  target.hidden = false;
+}
+
+const percent = (score) => `${(100 * score).toFixed(1)}%`;
+
+// The key field appears only once the API answers 401: the page learns that keys are on the way any
+// client does, and nothing about the keys themselves is ever sent to it.
+function askForKey(reply) {
+  if ($("key-field").hidden) {
+    $("key-field").hidden = false;
+    $("api-key").focus(); // only when it appears: never pull the cursor out of a field being typed in
+  }
+  return `${errorText(reply)}. This gateway needs an API key: enter it above.`;
+}
+
+// ---- models panel ------------------------------------------------------------------------------
+let listedModels = [];
+
+async function loadModels() {
+  const reply = await api.call("GET", "v1/models");
+  const message = $("models-message");
+  if (!reply.ok) {
+    showMessage(message, "error", reply.status === 401 ? askForKey(reply) : errorText(reply));
+    return;
+  }
+  message.hidden = true;
+  listedModels = reply.body.models;
+  renderModels(listedModels);
+  const model = $("model");
+  if (!model.value && listedModels.length && !model.dataset.touched) model.value = listedModels[0].name;
+  renderVersionChoices();
+}
+
+function renderModels(models) {
+  const body = $("models").tBodies[0];
+  const names = $("model-names");
+  body.replaceChildren();
+  names.replaceChildren();
+  for (const model of models) {
+    const option = element("option");
+    option.value = model.name;
+    names.append(option);
+    const rows = model.error ? [{ version: "—", state: `${model.error.code}: ${model.error.message}` }] : model.versions;
+    for (const version of rows.length ? rows : [{ version: "—", state: "no versions" }]) {
+      const row = element("tr");
+      row.append(element("td", "", model.name), element("td", "", String(version.version)));
+      row.append(element("td", `state-${version.state}`, version.state));
+      body.append(row);
+    }
+  }
+  if (!models.length) {
+    const row = element("tr");
+    const cell = element("td", "", "this gateway serves any model name TF Serving has: type one");
+    cell.colSpan = 3;
+    row.append(cell);
+    body.append(row);
+  }
+}
+
+function renderVersionChoices() {
+  const select = $("version");
+  const chosen = select.value;
+  const model = listedModels.find((m) => m.name === $("model").value);
+  const versions = model && !model.error ? model.versions.filter((v) => v.state === "AVAILABLE") : [];
+  select.replaceChildren(select.options[0]);
+  for (const version of versions.map((v) => v.version).sort((a, b) => b - a)) {
+    const option = element("option", "", String(version));
+    option.value = String(version);
+    select.append(option);
+  }
+  select.value = [...select.options].some((o) => o.value === chosen) ? chosen : "";
+}
+
+// ---- classify ----------------------------------------------------------------------------------
+function classifyRequest() {
+  const texts = $("texts").value.split(/\r?\n/).filter((line) => line.trim() !== "");
+  const request = { model: $("model").value.trim(), texts };
+  const version = $("version").value;
+  const label = $("version-label").value.trim();
+  const topK = $("top-k").value.trim();
+  if (version !== "") request.version = Number(version);
+  if (label !== "") request.version_label = label;
+  if (topK !== "") request.top_k = Number(topK);
+  return request;
+}
+
+async function classify(event) {
+  event.preventDefault();
+  const button = $("classify");
+  const request = classifyRequest();
+  button.disabled = true;
+  $("message").hidden = true;
+  $("answer").hidden = true;
+  try {
+    const reply = await api.call("POST", "v1/classify", request);
+    if (reply.ok) renderAnswer(reply, request.texts);
+    else showMessage($("message"), "error", reply.status === 401 ? askForKey(reply) : errorText(reply));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function renderAnswer(reply, texts) {
+  const answer = reply.body;
+  $("answer-version").textContent = `${answer.model} v${answer.version}`;
+  $("answer-request-id").textContent = reply.requestId || answer.request_id;
+  $("answer-latency").textContent = `${Math.round(reply.ms)} ms`;
+  $("results").replaceChildren(...answer.results.map((result, i) => renderResult(texts[i], result)));
+  $("answer").hidden = false;
+}
+
+function renderResult(text, result) {
+  const item = element("li", "result");
+  if (result.label === null) {
+    // a text with nothing to classify (e.g. only HTML tags): the API answers why, for that text alone
+    item.append(renderText(text), element("p", "message error", `${result.error.code}: ${result.error.message}`));
+    return item;
+  }
+  item.dataset.label = result.label;
+  const head = element("div", "result-head");
+  head.append(element("span", "result-label", result.label), element("span", "result-score", percent(result.score)));
+  item.append(renderText(text), head, renderBars(result));
+  return item;
+}
+
+// The one place a text is drawn: per-token highlighting (from an explain answer) replaces this.
+function renderText(text) {
+  return element("p", "result-text", text);
+}
+
+function renderBars(result) {
+  const bars = element("ol", "bars");
+  for (const entry of result.top_k) {
+    const row = element("li", entry.label === result.label ? "bar-row best" : "bar-row");
+    const track = element("span", "bar-track");
+    const fill = element("span", "bar-fill");
+    fill.style.width = percent(entry.score);
+    fill.setAttribute("role", "presentation");
+    track.append(fill);
+    row.append(element("span", "bar-name", entry.label === null ? "?" : entry.label), track);
+    row.append(element("span", "bar-value", percent(entry.score)));
+    bars.append(row);
+  }
+  return bars;
+}
+
+// ---- wiring ------------------------------------------------------------------------------------
+document.addEventListener("DOMContentLoaded", () => {
+  $("classify-form").addEventListener("submit", classify);
+  $("texts").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("classify-form").requestSubmit();
+  });
+  $("model").addEventListener("change", renderVersionChoices);
+  // the first listed model fills an empty model field only until the user has been in it
+  $("model").addEventListener("focus", () => ($("model").dataset.touched = "yes"), { once: true });
+  $("version").addEventListener("change", () => {
+    if ($("version").value !== "") $("version-label").value = ""; // a version or a label, not both
+  });
+  $("version-label").addEventListener("input", () => {
+    if ($("version-label").value.trim() !== "") $("version").value = "";
+  });
+  $("api-key").addEventListener("input", () => {
+    api.key = $("api-key").value;
+  });
+  $("api-key").addEventListener("change", loadModels);
+  $("refresh").addEventListener("click", loadModels);
+  loadModels();
+});

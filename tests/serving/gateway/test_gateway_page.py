@@ -1,0 +1,157 @@
+"""The gateway's web page at `/`, in a real browser: Debian's chromium (headless, via chromedriver and
+selenium), the real gateway app served over loopback HTTP, the real local model server (conftest) with
+the tiny news model, whose labels are topic classifications of Chinese text. Nothing is mocked."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.browser import (
+    CHROMIUM,
+    PHONE,
+    chromium,
+    classify,
+    console_entries,
+    horizontal_overflow,
+    open_page,
+    shown_results,
+    text_of,
+    wait_for,
+)
+from tests.support.gated_upstream import serving
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no {CHROMIUM}: apt-get install chromium chromium-driver"),
+]
+
+# reviews of hotels, phones, banks and a match: the tiny news model tells 体育 / 科技 / 财经 by keywords
+REVIEWS = (
+    "这家酒店很干净，服务也好",
+    "房间太脏了，再也不来了",
+    "新买的手机和电脑都很好用",
+    "银行推荐的股票太差了",
+    "昨晚的比赛看得很过瘾，足球真好看",
+)
+MAX_TEXT_CHARS = 50
+KEY = "s3cret-key"
+
+
+@pytest.fixture
+def page_gateway(model_server: Any) -> Iterator[Any]:
+    """`with page_gateway(**settings) as url:` the gateway app (gRPC to the model server) on a loopback port."""
+    from serving.gateway.app import create_app
+    from serving.gateway.config import GatewayConfig
+    from serving.gateway.context import gateway
+
+    @contextlib.contextmanager
+    def start(**settings: Any) -> Iterator[str]:
+        upstream = {"tfserving_grpc": model_server.grpc_target, "models": model_server.models}
+        app = create_app(GatewayConfig(**upstream, max_text_chars=MAX_TEXT_CHARS, **settings))
+        try:
+            with serving(app) as url:
+                yield url
+        finally:
+            gateway(app).upstream.close()
+
+    return start
+
+
+def api_classify(url: str, headers: dict[str, str] | None = None, **body: Any) -> dict[str, Any]:
+    answer = requests.post(f"{url}/v1/classify", json=body, headers=headers or {}, timeout=30)
+    return dict(answer.json())
+
+
+def expected_results(answer: dict[str, Any], texts: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [
+        {"text": text, "label": result["label"], "top_k": [entry["label"] for entry in result["top_k"]]}
+        for text, result in zip(texts, answer["results"], strict=True)
+    ]
+
+
+def problems(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Console errors and warnings, but for the network log of an API answer the test made fail (a page
+    file that failed to load, a script error or a CSP violation all count)."""
+    expected = [e for e in entries if e.get("source") == "network" and "/v1/" in e["message"]]
+    return [e for e in entries if e["level"] in ("SEVERE", "WARNING") and e not in expected]
+
+
+def test_page_classifies_as_the_api_does(page_gateway: Any, tmp_path: Path) -> None:
+    with page_gateway() as url, chromium(tmp_path / "profile") as driver:
+        assert requests.get(f"{url}/", timeout=10).headers["Content-Security-Policy"].startswith("default-src 'self'")
+        open_page(driver, f"{url}/")
+        listed = requests.get(f"{url}/v1/models", timeout=10).json()["models"]
+        rows = driver.execute_script(
+            "return [...document.querySelectorAll('#models tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
+        )
+        assert sorted(map(tuple, rows)) == sorted(
+            (m["name"], str(v["version"]), v["state"]) for m in listed for v in m["versions"]
+        )
+        assert "AVAILABLE" in {row[2] for row in rows}
+
+        # the model field starts at the first model the gateway lists (news), the version at the latest
+        assert classify(driver, REVIEWS, **{"top-k": "2"}) == ""
+        answer = api_classify(url, model="news", texts=list(REVIEWS), top_k=2)
+        assert shown_results(driver) == expected_results(answer, REVIEWS)
+        assert len({r["label"] for r in answer["results"]}) == 3, "texts chosen so that every label shows"
+        assert text_of(driver, "answer-version") == f"news v{answer['version']}"
+        assert re.fullmatch(r"[0-9a-f]{32}", text_of(driver, "answer-request-id"))
+        assert re.fullmatch(r"\d+ ms", text_of(driver, "answer-latency"))
+        driver.save_screenshot(str(tmp_path / "page.png"))
+
+        # the latest version (the canary) leans to 财经: the stable label answers differently
+        assert classify(driver, REVIEWS, **{"version-label": "stable"}) == ""
+        stable = api_classify(url, model="news", texts=list(REVIEWS), version_label="stable", top_k=2)
+        assert shown_results(driver) == expected_results(stable, REVIEWS) != expected_results(answer, REVIEWS)
+        assert text_of(driver, "answer-version") == "news v1"
+        assert problems(console_entries(driver)) == []
+
+        driver.set_window_size(*PHONE)
+        assert driver.execute_script("return window.innerWidth") <= PHONE[0]
+        assert horizontal_overflow(driver) == 0
+        driver.save_screenshot(str(tmp_path / "page-phone.png"))
+
+        too_long = "好" * (MAX_TEXT_CHARS + 1)
+        message = classify(driver, [too_long], **{"version-label": ""})
+        error = api_classify(url, model="news", texts=[too_long])["error"]
+        assert error["code"] == "text_too_long"
+        assert message.startswith(f"text_too_long: {error['message']} (request id ")
+        assert horizontal_overflow(driver) == 0
+        assert problems(console_entries(driver)) == []
+    assert (tmp_path / "page.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_page_is_public_and_asks_for_the_api_key(page_gateway: Any, tmp_path: Path) -> None:
+    with page_gateway(api_keys=(KEY,)) as url, chromium(tmp_path / "profile") as driver:
+        for public in ("/", "/static/page.js", "/static/page.css"):
+            assert requests.get(f"{url}{public}", timeout=10).status_code == 200, public
+        assert requests.get(f"{url}/v1/models", timeout=10).status_code == 401
+
+        open_page(driver, f"{url}/")
+        assert driver.find_element("id", "key-field").is_displayed()
+        assert text_of(driver, "models-message").startswith("unauthorized: missing or wrong X-API-Key")
+
+        message = classify(driver, REVIEWS, **{"api-key": "wrong", "model": "news"})
+        assert message.startswith("unauthorized: missing or wrong X-API-Key")
+
+        texts = (*REVIEWS, "<br>")  # nothing left after cleaning: the API answers an error for that text alone
+        assert classify(driver, texts, **{"api-key": KEY, "model": "news"}) == ""
+        answer = api_classify(url, {"X-API-Key": KEY}, model="news", texts=list(texts), top_k=3)
+        assert answer["results"][-1]["label"] is None
+        assert shown_results(driver) == expected_results(answer, texts)
+        error = answer["results"][-1]["error"]
+        assert driver.find_elements("css selector", "#results .result .message")[0].text == (
+            f"{error['code']}: {error['message']}"
+        )
+        # the key's change event reloaded the models panel with the key
+        rows = "return document.querySelectorAll('#models tbody tr').length"
+        wait_for(driver, lambda d: d.execute_script(rows) >= 2)  # news and chars
+        assert driver.find_element("id", "models-message").is_displayed() is False
+        assert problems(console_entries(driver)) == []
