@@ -93,7 +93,8 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--strategy",
             type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
-            help="auto: MirroredStrategy when >1 GPU (or TEXTCLF_CPU_DEVICES>1); multiworker reads TF_CONFIG.",
+            help="auto: MirroredStrategy when >1 GPU (or TEXTCLF_CPU_DEVICES>1); multiworker: one process per "
+            "worker from TF_CONFIG (see `textclf launch`).",
         ),
         click.option(
             "--mixed-precision/--float32",
@@ -114,6 +115,9 @@ def run_training(
     from tfmodels.train import train as train_run
 
     metrics = train_run(family, data, out, config_file=config_file, overrides=overrides, force=force)
+    if not metrics:  # a multi-worker run's other worker: the chief writes the model and the report
+        click.echo(f"trained {family}: this worker's part is done; the chief writes {out}")
+        return
     click.echo(
         f"trained {family} -> {out}: test accuracy {metrics['model']['accuracy']:.4f}, "
         f"baseline {metrics['baseline']['accuracy']:.4f}"

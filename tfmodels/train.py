@@ -1,5 +1,11 @@
 """Train one model family on a prepared dataset into RUN_DIR (tfmodels.run_dir); started again with the
-same settings after a kill, it resumes from RUN_DIR/backup."""
+same settings after a kill, it resumes from RUN_DIR/backup.
+
+Under `--strategy multiworker` every worker runs this same function: the chief (TF's convention, see
+tfmodels.strategy.worker_role) decides fresh start or resume and writes RUN_DIR; the others train into a
+temporary folder they remove (TF's multi-worker Keras guide), after restoring from the chief's backup,
+so RUN_DIR must be on storage all workers share.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import csv
 import math
 import shutil
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,9 +75,11 @@ def compile_session(
 ) -> Session:
     """Seed, read the train split, build + compile the family's model in the strategy's scope, make tf.data."""
     import keras
+    import tensorflow as tf
 
     from tfmodels.pipeline import batched, read_split
     from tfmodels.schedule import make_optimizer
+    from tfmodels.strategy import input_workers
 
     keras.utils.set_random_seed(config.seed)
     replicas = strategy.num_replicas_in_sync
@@ -84,9 +93,12 @@ def compile_session(
     if n_train == 0:
         raise UserError(f"{data_dir} has an empty train split")
     steps_per_epoch = math.ceil(n_train / global_batch)
+    workers = input_workers(strategy)
+    sharding = {split: _shard_policy(data_dir, split, workers, config.max_train_examples) for split in ("train", "dev")}
     print(
         f"{family.name}: {n_train} train examples, {len(labels)} labels, {replicas} replica(s) "
         f"({type(strategy).__name__}), global batch {global_batch}"
+        + (f", {workers} workers, input sharded by {sharding['train'].name}" if workers > 1 else "")
     )
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     with strategy.scope():
@@ -106,6 +118,8 @@ def compile_session(
             loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _keras_multiworker_fixes(built.model, strategy)
     common = dict(
         preprocessor=built.preprocessor,
         num_classes=len(labels),
@@ -116,7 +130,56 @@ def compile_session(
     )
     train_ds = batched(train_raw, shuffle_buffer=config.shuffle_buffer, seed=config.seed, **common)
     dev_ds = batched(read_split(data_dir, "dev", feature), **common)
-    return Session(built, train_ds, dev_ds, n_train, global_batch)
+    return Session(
+        built,
+        train_ds.with_options(_sharded(sharding["train"])),
+        dev_ds.with_options(_sharded(sharding["dev"])),
+        n_train,
+        global_batch,
+    )
+
+
+def _shard_policy(data_dir: Path, split: str, workers: int, limit: int) -> Any:
+    """FILE when every worker gets a shard of its own (and no example cap, which would apply per worker),
+    else DATA: each worker reads all and keeps its part of every global batch."""
+    import tensorflow as tf
+
+    from data_prep.dataset_format import shard_paths
+
+    policy = tf.data.experimental.AutoShardPolicy
+    return policy.FILE if workers > 1 and not limit and len(shard_paths(data_dir, split)) >= workers else policy.DATA
+
+
+def _sharded(policy: Any) -> Any:
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = policy
+    return options
+
+
+# what the chief tells the other workers before training (tfmodels.strategy.agree)
+FRESH, RESUME, REFUSED = 1, 2, 3
+
+
+def _open_run(run: RunDir, config: TrainConfig, force: bool) -> int:
+    """The chief's side: FRESH (RUN_DIR cleared, config saved) or RESUME; a UserError if it must not start."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    if _start_mode(run, config, force) == "resume":
+        return RESUME
+    save_config(run, config)
+    return FRESH
+
+
+def _start_line(run: RunDir, mode: int, role: str, chief: bool) -> str:
+    """The first line of a run: `fresh start:` or `resume:` (the other workers say theirs is the chief's)."""
+    where = "" if chief else f" ({role}; the chief writes the run folder)"
+    if mode == FRESH:
+        return f"fresh start: {run.path}{where}"
+    if not run.backup_progress.is_file():
+        raise UserError(f"{role} cannot see the chief's backup in {run.backup}: put the run folder on shared storage")
+    state = read_json(run.backup_progress)
+    return f"resume: {run.path} from epoch {state['epoch'] + 1} (backup taken after batch {state['batch']}){where}"
 
 
 def train(
@@ -128,35 +191,103 @@ def train(
     overrides: dict[str, Any] | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Train, keep the best dev weights, save the model and write the evaluation report. Returns metrics."""
-    from tfmodels.strategy import make_strategy  # first TF touch: may split the CPU into logical devices
+    """Train, keep the best dev weights, save the model and write the evaluation report. Returns metrics
+    ({} on a worker other than the chief, which writes no run folder)."""
+    from tfmodels.strategy import agree, make_strategy, worker_role  # first TF touch: see tfmodels.strategy
 
     data_dir, run = Path(data_dir).resolve(), RunDir(run_dir)
     meta = read_meta(data_dir)  # before the family's (TensorFlow) import: a wrong path fails fast
     family = get_family(family_name)
     config = replace(resolve(family.config_class, config_file, overrides or {}), data=str(data_dir))
     strategy = make_strategy(config.strategy)
+    chief, role = worker_role(strategy)
 
+    code = REFUSED
+    try:
+        code = _open_run(run, config, force) if chief else 0
+    finally:  # the others wait for the chief's word, even when it refuses to start
+        mode = agree(strategy, code, chief=chief)
+    if mode == REFUSED:
+        raise UserError(f"the chief refused to start training in {run.path}: see its output")
+    print(_start_line(run, mode, role, chief))
+    # the chief writes RUN_DIR; another worker writes the same files into a folder of its own, removed at the end
+    out = run if chief else RunDir(Path(tempfile.mkdtemp(prefix=f"textclf-{role.replace(' ', '')}-")))
+    try:
+        if mode == RESUME and not chief:
+            shutil.copytree(run.backup, out.backup)  # restore from the chief's backup, back up to its own
+        metrics = _fit(family, data_dir, config, strategy, meta, run, out, chief)
+        # the others leave only once the chief has written the model and the report: a worker that left
+        # earlier would be reported to the chief as crashed by TF's coordination service
+        agree(strategy, 0, chief=chief)
+        return metrics
+    finally:
+        if not chief:
+            shutil.rmtree(out.path, ignore_errors=True)
+
+
+def _keras_multiworker_fixes(model: Any, strategy: Any) -> None:
+    """The one door to Keras internals, for Keras 3 bugs with MultiWorkerMirroredStrategy
+    (keras-team/keras#20585, #20329); the multi-worker test fails here by name if an upgrade moves them.
+
+    1. fit() and evaluate() all-reduce their first batch just to learn its shapes, which fails for a
+       nested batch (and for buckets of other lengths on other workers): build from this worker's own
+       first batch, as Keras does on one worker.
+    2. Each step all-reduces its metric values with a reduction axis a scalar lacks: keep this worker's
+       values for the progress line. The epoch's logs, which the callbacks read, stay global: Keras reads
+       the metrics' sync-on-read variables at the epoch end, which sums them over all workers.
+    """
     import keras
     import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    run.path.mkdir(parents=True, exist_ok=True)
-    mode = _start_mode(run, config, force)
-    if mode == "resume":
-        state = read_json(run.backup_progress)
-        print(f"resume: {run.path} from epoch {state['epoch'] + 1} (backup taken after batch {state['batch']})")
-    else:
-        print(f"fresh start: {run.path}")
-        save_config(run, config)
+    if not hasattr(model, "_maybe_symbolic_build") or not hasattr(tf_trainer, "reduce_per_replica"):
+        raise RuntimeError("keras changed: revisit tfmodels.train._keras_multiworker_fixes")
+
+    def build(iterator: Any = None, data_batch: Any = None) -> None:
+        if iterator is not None:
+            for _, _, batches in iterator:
+                first = next(batches)
+                data_batch = keras.tree.map_structure(lambda v: strategy.experimental_local_results(v)[0], first)
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = build
+    reduce_per_replica = tf_trainer.reduce_per_replica
+    if getattr(reduce_per_replica, "textclf_local", False):
+        return
+
+    def reduce_locally(values: Any, strategy: Any, reduction: str) -> Any:
+        if reduction in ("auto", "mean") and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            reduction = "first"
+        return reduce_per_replica(values, strategy, reduction)
+
+    reduce_locally.textclf_local = True  # type: ignore[attr-defined]
+    tf_trainer.reduce_per_replica = reduce_locally
+
+
+def _fit(
+    family: ModelFamily,
+    data_dir: Path,
+    config: TrainConfig,
+    strategy: Any,
+    meta: dict[str, Any],
+    run: RunDir,
+    out: RunDir,
+    chief: bool,
+) -> dict[str, Any]:
+    """Compile and fit, writing into `out`; the chief also saves the model and the report into `run`."""
+    import keras
+    import tensorflow as tf
 
     session = compile_session(family, data_dir, config, strategy, meta)
     built = session.built
 
-    best_path = run.best_weights
+    best_path = out.best_weights
     best_path.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
         keras.callbacks.BackupAndRestore(
-            str(run.backup), save_freq=config.backup_every_steps, double_checkpoint=True
+            str(out.backup), save_freq=config.backup_every_steps, double_checkpoint=True
         ),  # a kill mid-write keeps the previous one
         # EMA weights in the model for validation and the best checkpoint, raw weights back for training;
         # after BackupAndRestore, whose backups must hold the raw weights
@@ -170,8 +301,8 @@ def train(
             initial_value_threshold=_best_dev_so_far(run),
         ),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience),
-        keras.callbacks.CSVLogger(str(run.history), append=True),
-        keras.callbacks.TensorBoard(log_dir=str(run.logs)),
+        keras.callbacks.CSVLogger(str(out.history), append=True),
+        keras.callbacks.TensorBoard(log_dir=str(out.logs)),
     ]
     tf.get_logger().setLevel("ERROR")
     # tf.data of unknown length (bucketing) makes Keras warn at every epoch end; the data is meant that way
@@ -183,6 +314,8 @@ def train(
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    if not chief:
+        return {}
     if best_path.is_file():
         built.model.load_weights(str(best_path))
     family.save(built, run.model)

@@ -48,12 +48,13 @@ def test_killed_run_resumes_from_backup(prepared: Path, tmp_path: Path) -> None:
     )
     backup = run / "backup" / "training_metadata.json"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and first.poll() is None:
-            if backup.is_file() and json.loads(backup.read_text() or "{}").get("epoch", 0) >= 1:
-                break  # a backup taken in the second epoch: kill mid-epoch
+        in_second_epoch, deadline = False, time.monotonic() + 300
+        while not in_second_epoch and time.monotonic() < deadline and first.poll() is None:
+            # a backup taken in the second epoch: kill mid-epoch
+            in_second_epoch = backup.is_file() and json.loads(backup.read_text() or "{}").get("epoch", 0) >= 1
             time.sleep(0.2)
         assert first.poll() is None, "training ended before it could be interrupted:\n" + first.stdout.read()
+        assert in_second_epoch, "no backup of the second epoch within 300 s"
     finally:
         first.kill()
         first.wait()
