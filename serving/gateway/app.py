@@ -18,18 +18,20 @@ from flask import Flask, Response, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from serving.gateway import oip
+from serving.gateway import oip, page
 from serving.gateway.admission import EXTENSION as ADMISSION
 from serving.gateway.admission import Admission
 from serving.gateway.assembly import build_cache, build_classifier, build_upstream, coalesce, guard
 from serving.gateway.config import GatewayConfig
 from serving.gateway.context import EXTENSION, Gateway, gateway
 from serving.gateway.errors import ApiError, http_code
-from serving.gateway.metrics import GatewayMetrics
+from serving.gateway.metrics import OTHER, GatewayMetrics, method_label
+from serving.gateway.openapi import document
 from serving.gateway.routes import PUBLIC_ENDPOINTS, blueprint
 from serving.gateway.routing import Router
 from serving.gateway.shadow import build_shadow
 from serving.gateway.upstream import Upstream
+from serving.gateway.validation import body_too_large
 
 log = logging.getLogger("textclf.gateway")
 
@@ -51,10 +53,20 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask
     classifier = build_classifier(coalesce(guarded, config, metrics), config, build_cache(config, metrics))
     router = Router(config.route_table)
     shadow = build_shadow(config, raw, classifier, metrics.registry)
-    app.extensions[EXTENSION] = Gateway(config, raw, guarded, classifier, metrics, router=router, shadow=shadow)
+    spec = document(
+        max_texts=config.max_texts,
+        max_text_chars=config.max_text_chars,
+        max_top_k=config.max_top_k,
+        keyed=bool(config.api_keys),
+    )
+    app.extensions[EXTENSION] = Gateway(
+        config, raw, guarded, classifier, metrics, router=router, shadow=shadow, openapi=spec
+    )
+    log.info("gateway in front of TF Serving at %s", raw.target)  # the address is logged, never served
     app.extensions[ADMISSION] = Admission(config.max_in_flight, on_shed=metrics.shed.inc)
     app.register_blueprint(blueprint)
     app.register_blueprint(oip.blueprint)
+    app.register_blueprint(page.blueprint)
     app.before_request(_start)
     if config.api_keys:
         app.before_request(_require_api_key(tuple(key.encode("utf-8") for key in config.api_keys)))
@@ -74,8 +86,10 @@ def _start() -> None:
 def _require_api_key(keys: tuple[bytes, ...]) -> Callable[[], None]:
     """A before-request hook: every endpoint but the public ones needs one of `keys` in X-API-Key."""
 
+    public = PUBLIC_ENDPOINTS | oip.PUBLIC_ENDPOINTS | page.PUBLIC_ENDPOINTS
+
     def check() -> None:
-        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint in oip.PUBLIC_ENDPOINTS:
+        if request.endpoint in public:
             return
         given = request.headers.get("X-API-Key", "").encode("utf-8")
         if not any(hmac.compare_digest(given, key) for key in keys):
@@ -87,10 +101,10 @@ def _require_api_key(keys: tuple[bytes, ...]) -> Callable[[], None]:
 def _finish(response: Response) -> Response:
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    route = request.url_rule.rule if request.url_rule is not None else OTHER
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
     metrics = gateway().metrics
-    metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+    metrics.requests.labels(route, method_label(request.method), str(response.status_code)).inc()
     metrics.latency.labels(route).observe(seconds)
     log.info(
         "%s %s %d %.1fms request_id=%s", request.method, request.path, response.status_code, seconds * 1000, request_id
@@ -109,8 +123,10 @@ def _http_error(error: HTTPException) -> tuple[Response, int]:
     status = error.code or 500
     message = error.description or error.name
     if status == 413:
-        message = f"the body is larger than {gateway().config.max_body_bytes} bytes"
-    return _error_response(ApiError(http_code(status), message, status))
+        return _error_response(body_too_large(gateway().config.max_body_bytes))
+    # a 405 names the methods the route takes (RFC 9110): werkzeug's own headers carry Allow
+    allow = {k: v for k, v in error.get_headers() if k == "Allow"}
+    return _error_response(ApiError(http_code(status), message, status, headers=allow))
 
 
 def _unexpected_error(error: Exception) -> tuple[Response, int]:

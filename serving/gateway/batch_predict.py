@@ -136,9 +136,11 @@ def predict_file(
             texts = [row.text for row in batch if row.problem is None and row.text is not None]
             results = iter(classify(texts)) if texts else iter(())
             for row in batch:  # a row without a problem has its text (sources.Row)
-                write(row, None if row.problem else next(results))
+                result = None if row.problem else next(results)
+                write(row, result)
                 counts["rows"] += 1
-                counts["errors" if row.problem else "classified"] += 1
+                # a text empty after cleaning gets a result with `error` (empty_text) and no label
+                counts["errors" if row.problem or (result and result.get("error")) else "classified"] += 1
             bar.update(len(batch))
     return counts
 
@@ -169,13 +171,10 @@ def _writer(out: IO[str], suffix: str) -> Callable[[Row, dict[str, Any] | None],
     table.writerow(["text", "label", "score", "error"])
 
     def write_row(row: Row, result: dict[str, Any] | None) -> None:
-        table.writerow(
-            [
-                row.text or "",
-                result["label"] if result else "",
-                f"{result['score']:.6f}" if result else "",
-                "" if result else row.problem,
-            ]
-        )
+        if result is None or result["label"] is None:  # unreadable row, or a text empty after cleaning
+            problem = row.problem if result is None else result["error"]["code"]
+            table.writerow([row.text or "", "", "", problem])
+        else:
+            table.writerow([row.text or "", result["label"], f"{result['score']:.6f}", ""])
 
     return write_row

@@ -13,6 +13,7 @@ from data_prep.preprocess import Preprocessor
 from serving.contract import CLASS_NAMES, LABEL, PROBABILITIES, SIGNATURE, TEXT_INPUT, TOKENS_INPUT
 from serving.gateway.cache import ResponseCache
 from serving.gateway.errors import ApiError, UpstreamError
+from serving.gateway.openapi import EMPTY_TEXT
 from serving.gateway.signatures import SignatureCache
 from serving.gateway.upstream import Signature, Upstream
 
@@ -62,7 +63,15 @@ class Classifier:
         the rest from one predict call."""
 
         def predicted(batch: Sequence[str]) -> list[dict[str, Any]]:
-            return _results(self._predict(signature, batch, top_k), len(batch), top_k)
+            """Texts with nothing left to classify get `empty_result()` and are never sent: a model asked
+            about "" invents an answer (or fails), and an answer must not depend on the rest of the batch."""
+            values = self._prepare(signature, batch)
+            sent = [i for i, value in enumerate(values) if value.strip()]
+            answered = _results(self._predict(signature, [values[i] for i in sent], top_k), len(sent), top_k)
+            results = [empty_result() for _ in batch]
+            for i, result in zip(sent, answered, strict=True):
+                results[i] = result
+            return results
 
         if self.cache is None:
             return predicted(texts)
@@ -71,10 +80,15 @@ class Classifier:
             signature.model, signature.version, top_k, cleaned, lambda misses: predicted([texts[i] for i in misses])
         )
 
-    def _predict(self, signature: Signature, texts: Sequence[str], top_k: int) -> dict[str, list[Any]]:
+    def _prepare(self, signature: Signature, texts: Sequence[str]) -> list[str]:
+        """What the model gets: jieba words for a `tokens` model, the cleaned text for a `text` model."""
+        prepare = self.preprocessor.tokens if input_kind(signature) == TOKENS_INPUT else self.preprocessor.clean
+        return [prepare(text) for text in texts]
+
+    def _predict(self, signature: Signature, values: Sequence[str], top_k: int) -> dict[str, list[Any]]:
+        if not values:
+            return {PROBABILITIES: [], LABEL: []}
         input_name = input_kind(signature)
-        prepare = self.preprocessor.tokens if input_name == TOKENS_INPUT else self.preprocessor.clean
-        values = [prepare(text) for text in texts]
         # class_names repeats every label on every row: fetch it only when top-k needs more than the argmax
         wanted = (PROBABILITIES, LABEL, CLASS_NAMES) if top_k > 1 else (PROBABILITIES, LABEL)
         outputs = [name for name in wanted if name in signature.outputs]
@@ -84,7 +98,32 @@ class Classifier:
         try:
             return self.signatures.get(model, version, label)
         except UpstreamError as exc:
+            if exc.kind == "not_found" and version is None and label is None and self._has_versions(model):
+                raise ApiError(
+                    "model_unavailable", f"TF Serving has no AVAILABLE version of model {model!r} now: {exc.message}"
+                ) from None
             raise exc.to_api_error() from None
+
+    def _has_versions(self, model: str) -> bool:
+        """TF Serving says NOT_FOUND both for a model it does not serve and for one whose versions all failed
+        or were unloaded; its status API tells them apart (the latter lists versions)."""
+        try:
+            return bool(self.upstream.status(model))
+        except UpstreamError:
+            return False
+
+
+def empty_result() -> dict[str, Any]:
+    """The result of a text with nothing left to classify after cleaning (and segmentation)."""
+    return {
+        "label": None,
+        "score": None,
+        "top_k": [],
+        "error": {
+            "code": EMPTY_TEXT,
+            "message": "nothing left to classify after cleaning (HTML tags, control characters, whitespace)",
+        },
+    }
 
 
 def input_kind(signature: Signature) -> str:

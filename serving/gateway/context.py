@@ -7,6 +7,7 @@ rule): the factory imports the routes, never the other way round.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -32,6 +33,7 @@ class Gateway:
     metrics: GatewayMetrics
     router: Router = field(default_factory=Router)  # weighted canary (routing.py); default: no routes
     shadow: ShadowSender | None = None  # shadow traffic (shadow.py); None: off
+    openapi: dict[str, Any] = field(default_factory=dict)  # this app's document (openapi.py), its limits and keys
 
     @property
     def breaker(self) -> CircuitBreaker:

@@ -16,6 +16,14 @@ from serving.gateway.resilience import CLOSED, HALF_OPEN, OPEN
 BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _SCORE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+# label values come from closed sets, so no client can grow /metrics: any other method token is "other",
+# and a request that matched no route (404, or 401 before routing mattered) has the route "other"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else OTHER
 
 
 class GatewayMetrics:
@@ -107,6 +115,7 @@ class GatewayMetrics:
         self.upstream_batch_texts.observe(texts)
 
     def predicted(self, model: str, version: int, labels: Sequence[str], scores: Sequence[float]) -> None:
+        """Count what the model predicted (texts it never saw, empty after cleaning, are not passed here)."""
         for label, score in zip(labels, scores, strict=True):
             self.predictions.labels(model, str(version), label).inc()
             self.top_score.labels(model, str(version)).observe(score)

@@ -1,10 +1,31 @@
-"""The gateway's OpenAPI 3 document, served at /openapi.json (tests check answers against it)."""
+"""The gateway's OpenAPI 3 document, served at /openapi.json (tests and schemathesis hold the code to it).
+
+Built per app (`document`), so the limits it states are the configured ones and security is declared
+only when API keys are configured. `OPENAPI` is the document of the default settings without keys.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from serving.gateway import routing
+from serving.gateway.deadline import MAX_TIMEOUT_MS
 from serving.gateway.errors import CODES
+
+MAX_VERSION = 2**63 - 1  # TF Serving's version numbers are int64
+NAME_PATTERN = routing.NAME_PATTERN.pattern  # model and version label names (validation.py)
+EMPTY_TEXT = "empty_text"  # the per-text `error.code` of a text with nothing left to classify
+# paths that answer without an API key (routes.PUBLIC_ENDPOINTS, oip.PUBLIC_ENDPOINTS, page.PUBLIC_ENDPOINTS)
+PUBLIC_PATHS = (
+    "/",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/{name}/ready",
+)
 
 
 def _json(schema_ref: str, description: str) -> dict[str, Any]:
@@ -34,50 +55,6 @@ _SHED = {
 }
 
 _SCHEMAS: dict[str, Any] = {
-    "ClassifyRequest": {
-        "type": "object",
-        "required": ["model", "texts"],
-        "additionalProperties": False,
-        "properties": {
-            "model": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,127}$"},
-            "texts": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "string"},
-                "description": "raw texts; the gateway cleans (and segments, for `tokens` models) them",
-            },
-            "version": {"type": "integer", "minimum": 0, "description": "a model version; default: latest"},
-            "version_label": {"type": "string", "description": "a version label such as stable or canary"},
-            "top_k": {"type": "integer", "minimum": 1, "description": "how many best labels per text"},
-            "timeout_ms": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 3_600_000,
-                "description": "the client's deadline in milliseconds, as X-Request-Timeout-Ms (the tighter wins)",
-            },
-        },
-    },
-    "ClassifyResponse": {
-        "type": "object",
-        "required": ["model", "version", "request_id", "results"],
-        "properties": {
-            "model": {"type": "string"},
-            "version": {"type": "integer", "description": "the version that answered"},
-            "request_id": {"type": "string"},
-            "results": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["label", "score", "top_k"],
-                    "properties": {
-                        "label": {"type": "string"},
-                        "score": {"type": "number"},
-                        "top_k": {"type": "array", "items": _SCORED},
-                    },
-                },
-            },
-        },
-    },
     "Models": {
         "type": "object",
         "required": ["models"],
@@ -101,8 +78,7 @@ _SCHEMAS: dict[str, Any] = {
                                 "properties": {
                                     "version": {"type": "integer"},
                                     "state": {"type": "string"},
-                                    "error_code": {"type": "string"},
-                                    "error_message": {"type": "string"},
+                                    "error_code": {"type": "string", "description": "TF Serving's status code"},
                                 },
                             },
                         },
@@ -165,10 +141,9 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Readiness": {
         "type": "object",
-        "required": ["ready", "upstream", "models"],
+        "required": ["ready", "models"],
         "properties": {
             "ready": {"type": "boolean"},
-            "upstream": {"type": "string"},
             "circuit_breaker": {"type": "string"},
             "models": {"type": "object", "additionalProperties": {"type": "string"}},
         },
@@ -186,22 +161,96 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
-_KEY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "textclf gateway",
-        "version": "1",
-        "description": "Chinese text classification in front of TF Serving. Every answer carries "
-        'X-Request-ID; errors are {"error": {"code", "message"}}.',
-    },
-    "components": {
-        "schemas": _SCHEMAS,
-        "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
-    },
-    "security": _KEY,
-    "paths": {
+def _classify_schemas(max_texts: int, max_text_chars: int, max_top_k: int) -> dict[str, Any]:
+    return {
+        "ClassifyRequest": {
+            "type": "object",
+            "required": ["model", "texts"],
+            "additionalProperties": False,
+            "description": "Leave an optional field out for its default: null is rejected. `version` and "
+            "`version_label` are not given together.",
+            "not": {"required": ["version", "version_label"]},
+            "properties": {
+                "model": {"type": "string", "pattern": NAME_PATTERN},
+                "texts": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": max_texts,
+                    "items": {"type": "string", "maxLength": max_text_chars},
+                    "description": "raw texts; the gateway cleans (and segments, for `tokens` models) them. A text "
+                    "with nothing left after cleaning (empty, whitespace, control characters, only HTML tags) "
+                    f"gets a result with `label: null` and `error.code` {EMPTY_TEXT}, whatever else is in the "
+                    "batch; it is never sent to the model",
+                },
+                "version": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": MAX_VERSION,
+                    "description": "a model version; default: latest (or the weighted route)",
+                },
+                "version_label": {
+                    "type": "string",
+                    "minLength": 1,
+                    "pattern": NAME_PATTERN,
+                    "description": "a version label such as stable or canary",
+                },
+                "top_k": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": max_top_k,
+                    "description": "how many best labels per text; default 1",
+                },
+                "timeout_ms": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_TIMEOUT_MS,
+                    "description": "the client's deadline in milliseconds, as X-Request-Timeout-Ms (the tighter wins)",
+                },
+            },
+        },
+        "ClassifyResponse": {
+            "type": "object",
+            "required": ["model", "version", "request_id", "results"],
+            "properties": {
+                "model": {"type": "string"},
+                "version": {"type": "integer", "description": "the version that answered"},
+                "request_id": {"type": "string"},
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["label", "score", "top_k"],
+                        "properties": {
+                            "label": {
+                                "type": "string",
+                                "nullable": True,
+                                "description": f"null only for a text empty after cleaning (`error.code` {EMPTY_TEXT})",
+                            },
+                            "score": {"type": "number", "nullable": True},
+                            "top_k": {"type": "array", "items": _SCORED},
+                            "error": {
+                                "type": "object",
+                                "required": ["code", "message"],
+                                "properties": {
+                                    "code": {"type": "string", "enum": [EMPTY_TEXT]},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def document(
+    *, max_texts: int = 256, max_text_chars: int = 10_000, max_top_k: int = 50, keyed: bool = False
+) -> dict[str, Any]:
+    """The document for these limits; `keyed`: API keys are configured (X-API-Key on non-public paths)."""
+    unauthorized = (401,) if keyed else ()
+    paths: dict[str, Any] = {
         "/v1/classify": {
             "post": {
                 "summary": "Classify a batch of texts with a named model",
@@ -219,7 +268,7 @@ OPENAPI: dict[str, Any] = {
                         "name": "X-Request-Timeout-Ms",
                         "in": "header",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 3_600_000},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS},
                         "description": "the client's deadline: the request (TF Serving calls and retries included) "
                         "takes at most this long, else 504 upstream_timeout; with `timeout_ms` the tighter one "
                         "holds; a malformed value is 400 invalid_timeout",
@@ -227,11 +276,13 @@ OPENAPI: dict[str, Any] = {
                 ],
                 "requestBody": {
                     "required": True,
+                    "description": "Content-Type must be application/json (else 415 unsupported_media_type); "
+                    "bodies past TEXTCLF_MAX_BODY_BYTES, sized or chunked, are 413 body_too_large",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ClassifyRequest"}}},
                 },
                 "responses": {
                     "200": _json("ClassifyResponse", "one result per text, in order"),
-                    **_errors(400, 401, 404, 413, 422, 500, 502, 503, 504),
+                    **_errors(400, *unauthorized, 404, 413, 415, 422, 500, 502, 504),
                     "503": _SHED,
                 },
             }
@@ -239,16 +290,13 @@ OPENAPI: dict[str, Any] = {
         "/v1/models": {
             "get": {
                 "summary": "The models this gateway fronts, with TF Serving's version states",
-                "responses": {"200": _json("Models", "models"), **_errors(401, 500, 502, 503, 504)},
+                "responses": {"200": _json("Models", "models"), **_errors(*unauthorized, 500, 502, 503, 504)},
             }
         },
-        "/healthz": {
-            "get": {"summary": "Liveness", "security": [], "responses": {"200": _json("Health", "the process is up")}}
-        },
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json("Health", "the process is up")}}},
         "/readyz": {
             "get": {
                 "summary": "Readiness: TF Serving reachable and every configured model AVAILABLE",
-                "security": [],
                 "responses": {"200": _json("Readiness", "ready"), "503": _json("Readiness", "not ready")},
             }
         },
@@ -260,28 +308,25 @@ OPENAPI: dict[str, Any] = {
                         "description": "text exposition format",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    **_errors(401),
+                    **_errors(*unauthorized),
                 },
             }
         },
         "/v2/health/live": {
             "get": {
                 "summary": "Open Inference Protocol: server live",
-                "security": [],
                 "responses": {"200": _json("OipLive", "the process is up")},
             }
         },
         "/v2/health/ready": {
             "get": {
                 "summary": "Open Inference Protocol: server ready (every fronted model has an AVAILABLE version)",
-                "security": [],
                 "responses": {"200": _json("OipReady", "ready"), "503": _json("OipReady", "not ready")},
             }
         },
         "/v2/models/{name}/ready": {
             "get": {
                 "summary": "Open Inference Protocol: model ready",
-                "security": [],
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {
                     "200": _json("OipModelReady", "a version is AVAILABLE"),
@@ -296,14 +341,13 @@ OPENAPI: dict[str, Any] = {
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {
                     "200": _json("OipModelMetadata", "metadata"),
-                    **_errors(401, 404, 500, 502, 503, 504),
+                    **_errors(*unauthorized, 404, 500, 502, 503, 504),
                 },
             }
         },
         "/openapi.json": {
             "get": {
                 "summary": "This document",
-                "security": [],
                 "responses": {
                     "200": {
                         "description": "OpenAPI 3 document",
@@ -312,5 +356,32 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
-    },
-}
+        "/": {
+            "get": {
+                "summary": "The web page (page.py)",
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            }
+        },
+    }
+    doc: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "textclf gateway",
+            "version": "1",
+            "description": "Chinese text classification in front of TF Serving. Every answer carries "
+            'X-Request-ID; errors are {"error": {"code", "message"}}; a 405 names the allowed methods in Allow.',
+        },
+        "components": {
+            "schemas": {**copy.deepcopy(_SCHEMAS), **_classify_schemas(max_texts, max_text_chars, max_top_k)}
+        },
+        "paths": paths,
+    }
+    if keyed:
+        doc["components"]["securitySchemes"] = {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+        doc["security"] = [{"ApiKey": []}]
+        for path in PUBLIC_PATHS:
+            paths[path]["get"]["security"] = []
+    return doc
+
+
+OPENAPI = document()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -10,9 +12,10 @@ from serving.gateway import deadline
 from serving.gateway.admission import admitted
 from serving.gateway.context import gateway
 from serving.gateway.errors import ApiError, UpstreamError
-from serving.gateway.openapi import OPENAPI
 from serving.gateway.routing import ROUTE_KEY_HEADER
-from serving.gateway.validation import parse_classify
+from serving.gateway.validation import parse_classify, read_body
+
+log = logging.getLogger("textclf.gateway")
 
 blueprint = Blueprint("routes", __name__)
 # probes and the API description answer without an API key
@@ -25,34 +28,42 @@ _READINESS_PROBE = "__textclf_readiness_probe__"  # any NOT_FOUND answer proves 
 @admitted
 def classify() -> dict[str, Any]:
     gw = gateway()
-    req = parse_classify(request.get_data(cache=False), gw.config)
+    req = parse_classify(read_body(request.environ, request.content_type, gw.config.max_body_bytes), gw.config)
     if gw.config.models and req.model not in gw.config.models:
         raise ApiError("model_not_found", f"model {req.model!r} is not served here; models: {list(gw.config.models)}")
     route = gw.router.choose(req.model, req.version, req.version_label, request.headers.get(ROUTE_KEY_HEADER))
     with deadline.applied(deadline.from_request(request.headers.get(deadline.HEADER), req.timeout_ms)):
         result = gw.classifier.classify(req.model, req.texts, version=route.version, label=route.label, top_k=req.top_k)
     gw.metrics.routed.labels(result.model, str(result.version), route.name).inc()
-    gw.metrics.predicted(
-        result.model, result.version, [r["label"] for r in result.results], [r["score"] for r in result.results]
-    )
-    if gw.shadow is not None:  # a sampled copy to the shadow target, in the background (shadow.py)
-        gw.shadow.offer(req.model, req.texts, result)
+    # texts empty after cleaning (label null) were never sent to the model: no prediction to count or shadow
+    classified = [i for i, r in enumerate(result.results) if r["label"] is not None]
+    predicted = [result.results[i] for i in classified]
+    gw.metrics.predicted(result.model, result.version, [r["label"] for r in predicted], [r["score"] for r in predicted])
+    if gw.shadow is not None and classified:  # a sampled copy to the shadow target, in the background
+        gw.shadow.offer(req.model, [req.texts[i] for i in classified], dataclasses.replace(result, results=predicted))
     return {"model": result.model, "version": result.version, "request_id": g.request_id, "results": result.results}
 
 
 @blueprint.get("/v1/models")
 def models() -> dict[str, Any]:
+    """Names, versions, states and TF Serving's status codes; its messages (which name files on the model
+    server) go to the log, not to clients."""
     gw = gateway()
     listed: list[dict[str, Any]] = []
     for name in gw.config.models:
         try:
-            versions = [vars(v) for v in gw.guarded.status(name)]
-            listed.append({"name": name, "versions": versions})
+            statuses = gw.guarded.status(name)
         except UpstreamError as exc:
             if exc.is_outage:
                 raise exc.to_api_error() from None
             error = exc.to_api_error()
             listed.append({"name": name, "versions": [], "error": {"code": error.code, "message": error.message}})
+            continue
+        for status in statuses:
+            if status.error_message:
+                log.warning("model %s version %d: %s", name, status.version, status.error_message)
+        versions = [{"version": v.version, "state": v.state, "error_code": v.error_code} for v in statuses]
+        listed.append({"name": name, "versions": versions})
     return {"models": listed}
 
 
@@ -79,7 +90,8 @@ def readyz() -> tuple[dict[str, Any], int]:
             ready = ready and reachable_probe
     if not gw.config.models:
         states.pop(_READINESS_PROBE)
-    body = {"ready": ready, "upstream": gw.upstream.target, "circuit_breaker": gw.breaker.state, "models": states}
+    # no upstream address: probes are public, and where TF Serving lives is not an anonymous caller's business
+    body = {"ready": ready, "circuit_breaker": gw.breaker.state, "models": states}
     return body, 200 if ready else 503
 
 
@@ -90,4 +102,4 @@ def metrics() -> Response:
 
 @blueprint.get("/openapi.json")
 def openapi() -> dict[str, Any]:
-    return OPENAPI
+    return gateway().openapi

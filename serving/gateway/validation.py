@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from werkzeug.wsgi import get_input_stream
 
 from serving.gateway.config import GatewayConfig
 from serving.gateway.deadline import MAX_TIMEOUT_MS
 from serving.gateway.errors import ApiError
+from serving.gateway.routing import NAME_PATTERN
 
-# TF Serving model names and version labels: keep them path-safe for the REST URL
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+# model names and version labels (NAME_PATTERN) stay path-safe for the REST URL; fullmatch: no "\n" at the end
 _FIELDS = {"model", "texts", "version", "version_label", "top_k", "timeout_ms"}
 
 
@@ -24,6 +25,25 @@ class ClassifyRequest:
     version_label: str | None
     top_k: int
     timeout_ms: int | None = None  # the client's deadline (deadline.py), besides X-Request-Timeout-Ms
+
+
+def read_body(environ: dict[str, Any], content_type: str | None, limit: int) -> bytes:
+    """The request body, sized or chunked alike: past `limit` bytes a 413, never a truncated body.
+
+    Werkzeug stops reading a chunked body at MAX_CONTENT_LENGTH without saying so; reading one byte more
+    than the limit tells a body that fits from one that does not. JSON is required (415 otherwise), so a
+    browser's form post (which needs no CORS preflight) is never read as a classify request."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError("unsupported_media_type", f"Content-Type must be application/json, got {media_type!r}")
+    body = get_input_stream(environ, max_content_length=limit + 1).read()
+    if len(body) > limit:
+        raise body_too_large(limit)
+    return body
+
+
+def body_too_large(limit: int) -> ApiError:
+    return ApiError("body_too_large", f"the body is larger than {limit} bytes")
 
 
 def parse_json(body: bytes) -> Any:
@@ -44,8 +64,11 @@ def parse_classify(body: bytes, config: GatewayConfig) -> ClassifyRequest:
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise ApiError("invalid_request", f"unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
+    nulls = sorted(key for key, value in data.items() if value is None)
+    if nulls:
+        raise ApiError("invalid_request", f"{nulls} must not be null; leave a field out for its default")
     model = data.get("model")
-    if not isinstance(model, str) or not _NAME.match(model):
+    if not isinstance(model, str) or not NAME_PATTERN.fullmatch(model):
         raise ApiError("invalid_request", "`model` must be a model name (letters, digits, _ . -)")
     texts = data.get("texts")
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
@@ -63,7 +86,7 @@ def parse_classify(body: bytes, config: GatewayConfig) -> ClassifyRequest:
             )
     version = _optional_int(data, "version", minimum=0, maximum=2**63 - 1)
     label = data.get("version_label")
-    if label is not None and (not isinstance(label, str) or not _NAME.match(label)):
+    if label is not None and (not isinstance(label, str) or not NAME_PATTERN.fullmatch(label)):
         raise ApiError("invalid_request", '`version_label` must be a label name such as "stable" or "canary"')
     if version is not None and label is not None:
         raise ApiError("invalid_request", "give `version` or `version_label`, not both")

@@ -59,6 +59,9 @@ def error_of(answer) -> str:
         (b'{"model": "news", "texts": ["x"], "version": 99999999999999999999999}', 422, "invalid_request"),
         (b'{"model": "news", "texts": ["x"], "version": 1, "version_label": "stable"}', 422, "invalid_request"),
         (b'{"model": "news", "texts": ["x"], "colour": "red"}', 422, "invalid_request"),
+        (b'{"model": "news", "texts": ["x"], "top_k": null}', 422, "invalid_request"),  # leave it out instead
+        (b'{"model": "news", "texts": ["x"], "version_label": ""}', 422, "invalid_request"),
+        (b'{"model": "news\\n", "texts": ["x"]}', 422, "invalid_request"),  # $ would match before a newline
         (b'{"model": "news", "texts": ["a", "b", "c", "d"]}', 422, "too_many_texts"),
         (b'{"model": "news", "texts": ["' + "长".encode() * 21 + b'"]}', 422, "text_too_long"),
     ],
@@ -77,8 +80,22 @@ def test_limits_are_inclusive(client):
 
 def test_unknown_route_and_method_are_json(client):
     assert (client.get("/nope").status_code, error_of(client.get("/nope"))) == (404, "not_found")
-    answer = client.get("/v1/classify")
-    assert (answer.status_code, error_of(answer)) == (405, "method_not_allowed")
+    for method in ("GET", "TRACE", "Q0000001"):
+        answer = client.open("/v1/classify", method=method)
+        assert (answer.status_code, error_of(answer)) == (405, "method_not_allowed")
+        assert set(answer.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}  # RFC 9110
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_classify_requires_json(client, openapi, content_type):
+    """A browser's form post (no CORS preflight) is never read as a classify request."""
+    answer = client.post("/v1/classify", data=b'{"model": "news", "texts": ["x"]}', content_type=content_type)
+    assert (answer.status_code, error_of(answer)) == (415, "unsupported_media_type")
+    check_response(openapi, "/v1/classify", "post", 415, answer.get_json())
+    charset = client.post(
+        "/v1/classify", data='{"model": "news", "texts": ["x"]}', content_type="application/json; charset=utf-8"
+    )
+    assert charset.status_code == 200
 
 
 def test_api_key():
@@ -115,3 +132,18 @@ def test_openapi_document_describes_the_api(client, openapi):
     }
     assert routes == set(openapi["paths"])
     check_response(openapi, "/healthz", "get", 200, client.get("/healthz").get_json())
+
+
+def test_openapi_states_the_configured_limits_and_security(client, openapi):
+    request = openapi["components"]["schemas"]["ClassifyRequest"]
+    fields = request["properties"]
+    assert (fields["texts"]["maxItems"], fields["texts"]["items"]["maxLength"]) == (3, 20)  # the client's config
+    assert (fields["top_k"]["maximum"], fields["version"]["maximum"]) == (50, 2**63 - 1)
+    assert fields["version_label"]["minLength"] == 1 and request["not"] == {"required": ["version", "version_label"]}
+    assert "security" not in openapi and "securitySchemes" not in openapi["components"]  # no keys configured
+    keyed = make_client(api_keys=("k1",)).get("/openapi.json").get_json()
+    assert keyed["security"] == [{"ApiKey": []}] and keyed["components"]["securitySchemes"]["ApiKey"]["in"] == "header"
+    assert (
+        keyed["paths"]["/readyz"]["get"]["security"] == []
+        and "401" in keyed["paths"]["/v1/classify"]["post"]["responses"]
+    )
