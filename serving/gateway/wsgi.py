@@ -11,10 +11,11 @@ import os
 
 from serving.gateway.app import create_app
 from serving.gateway.config import GatewayConfig
+from serving.gateway.production_server import LOG_FORMAT
 
 # TEXTCLF_LOG_LEVEL=WARNING drops the per-request line (it costs CPU under load); errors still log
 logging.basicConfig(
     level=os.environ.get("TEXTCLF_LOG_LEVEL", "INFO").upper(),
-    format="%(asctime)s %(levelname)s %(process)d %(name)s %(message)s",
+    format=LOG_FORMAT,
 )
 app = create_app(GatewayConfig.from_env())

@@ -54,12 +54,12 @@ def test_tf_serving_service(compose):
 def test_gateway_service(compose):
     gw = compose["services"]["gateway"]
     assert gw["build"] == {"context": ".", "dockerfile": "serving/Dockerfile"}
-    assert gw["ports"] == ["${GATEWAY_PORT:-8080}:8080"]
+    assert "ports" not in gw and gw["expose"] == ["8080"]  # nginx, in front, is what is published
     assert set(gw["networks"]) == {"backend", "frontend"}
     assert gw["depends_on"]["tfserving"]["condition"] == "service_healthy"
     assert "/healthz" in " ".join(gw["healthcheck"]["test"]) and gw["restart"] == "unless-stopped"
     published = [name for name, service in compose["services"].items() if service.get("ports")]
-    assert published == ["gateway"]
+    assert published == ["nginx"]
     # the environment is what wsgi.py reads: every TEXTCLF_* key must be a GatewayConfig field
     from serving.gateway.config import GatewayConfig
 
@@ -72,6 +72,24 @@ def test_gateway_service(compose):
     # a merged or split call must never pass TF Serving's batch limit, or TF Serving rejects it
     batching = text_format.Parse((CONFIG / "batching.config").read_text(), BatchingParameters())
     assert 0 < config.coalesce_max_texts <= batching.max_batch_size.value
+
+
+def test_nginx_fronts_the_gateway(compose):
+    """nginx is the only published service, reads serving/nginx/nginx.conf, and buffers bodies up to exactly the
+    gateway's limit (tests/serving/test_nginx_front.py runs that file with a real nginx)."""
+    from serving.gateway.config import GatewayConfig
+
+    nginx, gw = compose["services"]["nginx"], compose["services"]["gateway"]
+    assert nginx["ports"] == ["${GATEWAY_PORT:-8080}:8080"] and nginx["networks"] == ["frontend"]
+    assert nginx["volumes"] == ["./serving/nginx/nginx.conf:/etc/nginx/nginx.conf:ro"]
+    assert nginx["depends_on"]["gateway"]["condition"] == "service_healthy"
+    assert nginx["read_only"] is True and nginx["tmpfs"] == ["/tmp"]
+    conf = (ROOT / "serving" / "nginx" / "nginx.conf").read_text()
+    assert f"server gateway:{gw['expose'][0]};" in conf
+    size = re.search(r"client_max_body_size (\d+)m;", conf)
+    limit = int(gw["environment"].get("TEXTCLF_MAX_BODY_BYTES", GatewayConfig.max_body_bytes))
+    assert size is not None and int(size.group(1)) * 1024 * 1024 == limit
+    assert all("/tmp/nginx" in line for line in conf.splitlines() if "_path " in line or line.startswith("pid "))
 
 
 def model_names() -> set[str]:
@@ -105,7 +123,7 @@ def test_image_has_every_module_the_gateway_imports():
     """Run the gateway's imports here and check each third-party module comes from requirements.txt,
     tensorflow-serving-api, or the TF *_pb2 folders the Dockerfile copies out of the wheel."""
     code = (
-        "import json, sys; from serving.gateway import app, grpc_client, rest_client, wsgi; "
+        "import json, sys; from serving.gateway import app, buffering_worker, grpc_client, rest_client, wsgi; "
         "print(json.dumps(sorted(sys.modules)))"
     )
     env = {**os.environ, "TEXTCLF_TFSERVING_GRPC": "127.0.0.1:1"}
@@ -138,7 +156,10 @@ def test_image_has_every_module_the_gateway_imports():
     wanted.add("tensorflow-serving-api")
     distributions = metadata.packages_distributions()
     ours = {"serving", "data_prep", "textclf", "tensorflow"}
-    for top in sorted({m.split(".")[0] for m in modules} - ours - set(sys.stdlib_module_names)):
+    # urllib3 (under requests) imports PySocks only when it happens to be installed, as it is here for selenium;
+    # the image runs without it
+    optional = {"socks", "sockshandler"}
+    for top in sorted({m.split(".")[0] for m in modules} - ours - optional - set(sys.stdlib_module_names)):
         providers = {d.lower().replace("_", "-") for d in distributions.get(top, [])}
         if not providers or top.startswith("_"):
             continue  # built-in/private helper modules

@@ -1,4 +1,4 @@
-"""`textclf serve` as a real subprocess (gRPC upstream) and `textclf predict` through it and through
+"""`textclf serve` (gunicorn) as a real subprocess (gRPC upstream) and `textclf predict` through it and through
 TF Serving's REST API directly."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def gateway_url(model_server, tmp_path_factory):
             try:
                 if requests.get(url + "/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its workers answer
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)

@@ -1,0 +1,117 @@
+"""`textclf serve` as users run it: gunicorn workers in a real process against the real local model server,
+its request log, its metrics summed over workers, a clean SIGTERM stop, `--dev`, and one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from bench.processes import wait_until
+from serving.gateway.cli import serve
+from serving.gateway.config import GatewayConfig
+from tests.support.cli import textclf
+from tests.support.serve_process import serving
+
+REQUEST_LINE = "POST /v1/classify 200"
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+def test_serve_runs_gunicorn_workers_sums_their_metrics_and_stops_on_sigterm(model_server, tmp_path):
+    with serving(model_server, tmp_path, "--workers", "2", "--threads", "4", "--max-texts", "2") as served:
+        assert len(children(served.proc.pid)) == 2  # the master forked two workers
+        too_many = requests.post(
+            served.url + "/v1/classify", json={"model": "news", "texts": ["a", "b", "c"]}, timeout=10
+        )
+        assert too_many.json()["error"]["code"] == "too_many_texts"  # the workers serve with the CLI's settings
+        requests_sent = 24
+        with ThreadPoolExecutor(8) as pool:  # concurrent connections, so both workers answer some
+            answers = list(pool.map(lambda i: served.classify("看足球", f"serve-{i}"), range(requests_sent)))
+        assert {a.status_code for a in answers} == {200}
+        assert {a.json()["results"][0]["label"] for a in answers} == {"体育"}
+        metrics = requests.get(served.url + "/metrics", timeout=10).text
+        line = 'textclf_gateway_requests_total{method="POST",route="/v1/classify",status="200"}'
+        assert f"{line} {float(requests_sent)}" in metrics.splitlines()  # every worker's count, whichever answers
+        (folder,) = served.metrics_dirs()  # serve made a multiprocess folder, each worker writes its own files
+        assert {p.name.rsplit("_", 1)[1] for p in folder.glob("counter_*.db")} >= {
+            f"{pid}.db" for pid in children(served.proc.pid)
+        }
+
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(timeout=40) == 0
+        wait_until(lambda: group_gone(served.proc.pid), timeout_s=10, what="gunicorn workers gone")
+        assert served.metrics_dirs() == []  # removed on the way out
+        log = served.log.read_text()
+        assert REQUEST_LINE not in log and "serve-3" not in log  # no per-request line by default
+        assert "Traceback" not in log and "Shutting down" in log
+
+
+@pytest.mark.slow
+def test_log_requests_writes_one_line_per_request_and_ctrl_c_stops_it(model_server, tmp_path):
+    with serving(model_server, tmp_path, "--workers", "1", "--log-requests") as served:
+        assert served.classify("我买了电脑", "logged-1").status_code == 200
+        wait_until(lambda: "logged-1" in served.log.read_text(), timeout_s=10, what="the request line")
+        os.killpg(served.proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole process group
+        assert served.proc.wait(timeout=40) == 0
+        wait_until(lambda: group_gone(served.proc.pid), timeout_s=10, what="gunicorn workers gone")
+    (line,) = [line for line in served.log.read_text().splitlines() if "logged-1" in line]
+    assert REQUEST_LINE in line
+    assert "Traceback" not in served.log.read_text()
+
+
+@pytest.mark.slow
+def test_dev_runs_flasks_development_server(model_server, tmp_path):
+    with serving(model_server, tmp_path, "--dev") as served:
+        assert served.classify("看足球", "dev-1").json()["results"][0]["label"] == "体育"
+        assert children(served.proc.pid) == []  # one process, no gunicorn workers
+    log = served.log.read_text()
+    assert "Flask dev server" in log and "gunicorn" not in log
+
+
+def one_error_line(result: subprocess.CompletedProcess, exit_code: int, message: str) -> None:
+    assert result.returncode == exit_code, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+
+
+@pytest.mark.slow  # each case starts the CLI in a fresh interpreter (jieba loads for the port check)
+def test_start_up_errors_are_one_line(tmp_path):
+    one_error_line(textclf("serve", "--bogus"), 2, "No such option '--bogus'")
+    one_error_line(textclf("serve", "--workers", "0", "--tfserving-grpc", "127.0.0.1:1"), 2, "--workers")
+    one_error_line(textclf("serve"), 1, "exactly one of --tfserving-rest")
+    missing = str(tmp_path / "missing.json")
+    one_error_line(textclf("serve", "--tfserving-grpc", "127.0.0.1:1", "--preprocessing", missing), 1, "does not exist")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = textclf("serve", "--port", port, "--tfserving-grpc", "127.0.0.1:1")
+    one_error_line(result, 1, f"cannot listen on 127.0.0.1:{port}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_gateway_setting_is_a_serve_flag():
+    """A GatewayConfig field without a flag could only be set through its TEXTCLF_* variable."""
+    flags = {param.name for param in serve.params}
+    settings = {field.name for field in dataclasses.fields(GatewayConfig) if field.init}
+    assert settings <= flags, settings - flags
