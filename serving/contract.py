@@ -28,15 +28,29 @@ WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"  # PredictionLog TFRecor
 CARD_FILE = "assets.extra/model_card.json"
 
 
+INT64_MAX = 2**63 - 1
+
+
+def version_number(digits: str) -> int | None:
+    """An ASCII-digit version name as TF Serving reads it (absl::SimpleAtoi into an int64): leading zeros
+    allowed, None above int64. The length is checked before int(), which refuses very long digit strings."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > len(str(INT64_MAX)) or int(significant) > INT64_MAX:
+        return None
+    return int(significant)
+
+
 def versions_on_disk(model_dir: Path) -> dict[int, Path]:
     """Integer-named folders, as TF Serving's file system source lists them: leading zeros allowed
-    ("00000123" is 123, the first spelling wins); "."-prefixed temp folders, other names and non-ASCII
-    digits ("²", which str.isdigit accepts) are not versions."""
+    ("00000123" is 123, the first spelling wins); "."-prefixed temp folders, other names, non-ASCII
+    digits ("²", which str.isdigit accepts) and numbers above int64 are not versions."""
     found: dict[int, Path] = {}
     if not model_dir.is_dir():
         return found
     for child in sorted(model_dir.iterdir()):
         if not (child.name.isascii() and child.name.isdigit()) or not child.is_dir():
             continue
-        found.setdefault(int(child.name), child)
+        version = version_number(child.name)
+        if version is not None:
+            found.setdefault(version, child)
     return found

@@ -17,7 +17,7 @@ import time
 import grpc
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.model_server.errors import ServingError, unavailable
+from serving.model_server.errors import ServingError, invalid_argument, unavailable
 from serving.model_server.repository import ModelRepository
 
 
@@ -38,6 +38,11 @@ class ConfigReloader:
                 grpc.StatusCode.PERMISSION_DENIED,
                 "Config reloads over gRPC are disabled on this model server; start it with "
                 "--allow_reload_config=true to allow them.",
+            )
+        if config.WhichOneof("config") != "model_config_list":  # model_service_impl.cc's own check
+            raise invalid_argument(
+                "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                "Only ModelConfigList is currently supported"
             )
         self.reload(config, time_left)
 

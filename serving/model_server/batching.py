@@ -55,8 +55,20 @@ class BatchScheduler:
             )
         self._queues: dict[tuple, collections.deque[_Batch]] = {}
         self._cond = threading.Condition()
-        for index in range(max(threads, 1)):
-            threading.Thread(target=self._work, name=f"batch-{index}", daemon=True).start()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"batch-{index}", daemon=True) for index in range(max(threads, 1))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def close(self) -> None:
+        """Shutdown: run the batches already queued at once, then stop the worker threads; new tasks are refused."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
 
     def run(
         self,
@@ -84,6 +96,8 @@ class BatchScheduler:
         )
         task = _Task(inputs, size)
         with self._cond:
+            if self._closed:
+                raise unavailable("The batch scheduler is shutting down.")
             queue = self._queues.setdefault(key, collections.deque())
             if queue and queue[-1].size + size <= self.max_batch_size:
                 batch = queue[-1]
@@ -103,14 +117,17 @@ class BatchScheduler:
         return task.outputs
 
     def _next_ready(self) -> tuple[_Batch | None, float | None]:
-        """The oldest closed batch, else how long until the oldest open one times out."""
+        """The oldest closed batch (once the scheduler is closed, every batch is), else how long until the oldest
+        open one times out."""
         now = time.monotonic()
         best_key, wait = None, None
         for key, queue in self._queues.items():
             if not queue:
                 continue
             head = queue[0]
-            ready = len(queue) > 1 or head.size >= self.max_batch_size or now - head.opened >= self.timeout
+            ready = (
+                self._closed or len(queue) > 1 or head.size >= self.max_batch_size or now - head.opened >= self.timeout
+            )
             if ready and (best_key is None or head.opened < self._queues[best_key][0].opened):
                 best_key = key
             elif not ready:
@@ -128,6 +145,8 @@ class BatchScheduler:
             with self._cond:
                 batch, wait = self._next_ready()
                 while batch is None:
+                    if self._closed:
+                        return
                     self._cond.wait(wait)
                     batch, wait = self._next_ready()
             self._run(batch)

@@ -290,8 +290,7 @@ def fill_classifications(
         for c in range(width):
             entry = row.classes.add()
             if classes is not None:
-                label = classes[i, c]
-                entry.label = label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label)
+                entry.label = classes[i, c].decode("utf-8", "replace")  # DT_STRING: bytes
             if scores is not None:
                 entry.score = float(scores[i, c])
 

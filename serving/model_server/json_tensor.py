@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,9 @@ from serving.model_server.errors import ServingError, invalid_argument
 from serving.model_server.signature import dtype_name
 
 ROW, COLUMNAR = "row", "columnar"
+_MAX_RANK = 64  # numpy's NPY_MAXDIMS
+_DEBUG_CHARS = 256  # kMaxJsonDebugStringBytes
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 _INT_RANGES = {
     types_pb2.DT_INT32: (-(2**31), 2**31 - 1),
@@ -51,8 +55,35 @@ _NUMPY = {
 
 
 # ---- request side ------------------------------------------------------------------------------------------
+class _Text(str):
+    """Already-written JSON text on _debug's stack."""
+
+
 def _debug(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))[:256]
+    """JsonValueToDebugString: the value as JSON, cut at 256 characters. Written without recursion and only as
+    far as the cut, since a document json.loads just managed to nest may be too deep for json.dumps here."""
+    parts: list[str] = []
+    size = 0
+    stack: list[Any] = [value]
+    while stack and size < _DEBUG_CHARS:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            text = str(item)
+        elif isinstance(item, (list, dict)):
+            pairs = list(item.items()) if isinstance(item, dict) else [(None, v) for v in item]
+            text = "{" if isinstance(item, dict) else "["
+            stack.append(_Text("}" if isinstance(item, dict) else "]"))
+            for index, (key, element) in enumerate(reversed(pairs)):
+                stack.append(element)
+                if key is not None:
+                    stack.append(_Text(json.dumps(key, ensure_ascii=False) + ": "))
+                if index < len(pairs) - 1:
+                    stack.append(_Text(", "))
+        else:
+            text = json.dumps(item, ensure_ascii=False)
+        parts.append(text)
+        size += len(text)
+    return "".join(parts)[:_DEBUG_CHARS]
 
 
 def _type_name(value: Any) -> str:
@@ -136,9 +167,17 @@ def _fill(value: Any, level: int, shape: list[int], dtype: int, flat: list) -> N
         _fill(item, level + 1, shape, dtype, flat)
 
 
-def value_to_array(value: Any, dtype: int) -> np.ndarray:
-    """One JSON value (scalar or nested lists) to a dense array of the signature's dtype."""
+def _check_rank(rank: int, name: str) -> None:
+    """numpy holds at most 64 dimensions (TensorFlow 254, past which TF Serving's tensor parsing fails alike)."""
+    if rank > _MAX_RANK:
+        raise invalid_argument(f"tensor parsing error: {name}")
+
+
+def value_to_array(value: Any, dtype: int, name: str = "") -> np.ndarray:
+    """One JSON value (scalar or nested lists) to a dense array of the signature's dtype; `name` is the input's
+    alias, for the error when the value has too many dimensions."""
     shape = _dense_shape(value)
+    _check_rank(len(shape), name)
     flat: list = []
     _fill(value, 0, shape, dtype, flat)
     numpy_type = _NUMPY[dtype]
@@ -150,14 +189,25 @@ def value_to_array(value: Any, dtype: int) -> np.ndarray:
 
 
 def parse_body(body: bytes) -> dict:
+    """The request's JSON object as rapidjson (TF Serving's parser) reads it: strict UTF-8 (json.loads on bytes
+    would let encoded surrogates through) after an optional BOM, paired \\uD800-\\uDFFF escapes only. Python's
+    json recurses where rapidjson iterates: a document nested too deeply for it is refused here."""
     if not body:
         raise invalid_argument("JSON Parse error: The document is empty")
     try:
-        doc = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise invalid_argument(f"JSON Parse error: {exc.msg} at offset: {exc.pos}") from None
+        text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise invalid_argument(f"JSON Parse error: Invalid encoding in string. at offset: {exc.start}") from None
+    try:
+        doc = json.loads(text)
+        if _SURROGATE_ESCAPE.search(text):  # a lone one decodes, and fails only when the string is encoded
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except json.JSONDecodeError as exc:
+        raise invalid_argument(f"JSON Parse error: {exc.msg} at offset: {exc.pos}") from None
+    except UnicodeEncodeError:
+        raise invalid_argument("JSON Parse error: The surrogate pair in string is invalid.") from None
+    except RecursionError:
+        raise invalid_argument("JSON Parse error: The document is nested too deeply.") from None
     if not isinstance(doc, dict):
         raise invalid_argument(f"JSON Value: {_debug(doc)} Is not object")
     return doc
@@ -220,7 +270,7 @@ def _from_instances(instances: list, infos: Mapping[str, Any]) -> dict[str, np.n
                         f"Failed to process element: {index} key: {name} of 'instances' list. "
                         f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {name}"
                     )
-                _add_item(columns[name], value, infos[name].dtype, f"{index} key: {name}")
+                _add_item(columns[name], value, infos[name].dtype, name, f"{index} key: {name}")
             if set(element) != set(infos):
                 raise invalid_argument(
                     f"Failed to process element: {index} of 'instances' list. JSON object: "
@@ -230,13 +280,14 @@ def _from_instances(instances: list, infos: Mapping[str, Any]) -> dict[str, np.n
             if is_object(element):
                 raise invalid_argument(f"Expecting value/list but got object at item {index} of input list")
             name = next(iter(sorted(infos)))
-            _add_item(columns[name], element, infos[name].dtype, str(index))
+            _add_item(columns[name], element, infos[name].dtype, name, str(index))
     return {name: np.stack(items) for name, items in columns.items()}
 
 
-def _add_item(items: list[np.ndarray], value: Any, dtype: int, where: str) -> None:
+def _add_item(items: list[np.ndarray], value: Any, dtype: int, name: str, where: str) -> None:
+    _check_rank(len(_dense_shape(value)) + 1, name)  # the batch adds a dimension
     try:
-        array = value_to_array(value, dtype)
+        array = value_to_array(value, dtype, name)
         if items and array.shape != items[0].shape:
             if array.size != items[0].size:
                 raise invalid_argument(f"Expecting tensor size: {items[0].size} but got: {array.size}")
@@ -258,12 +309,12 @@ def _from_inputs(value: Any, infos: Mapping[str, Any]) -> dict[str, np.ndarray]:
                 "tensors required as per tensorinfo_map"
             )
         name = next(iter(infos))
-        return {name: value_to_array(value, infos[name].dtype)}
+        return {name: value_to_array(value, infos[name].dtype, name)}
     tensors = {}
     for name in sorted(infos):
         if name not in value:
             raise invalid_argument(f"Missing named input: {name} in 'inputs' object.")
-        tensors[name] = value_to_array(value[name], infos[name].dtype)
+        tensors[name] = value_to_array(value[name], infos[name].dtype, name)
     return tensors
 
 

@@ -9,8 +9,9 @@ lookup table at once but is freed only when the last in-flight request using it 
 A failed load is retried as LoaderHarness does: up to --max_num_load_retries more attempts,
 --load_retry_interval_micros apart (the version shows LOADING with the last error meanwhile), then it ends
 (END with its error) and stays failed while it is aspired; a version that leaves the aspired set (its
-folder moved away) is forgotten, so putting it back loads it afresh. Retries wait on their own clock, not
-inside a poll, so one broken version never delays the other models.
+folder moved away) is forgotten, so putting it back loads it afresh; a model removed from the config ends its
+pending retries the same way. Retries wait on their own clock, not inside a poll, so one broken version never
+delays the other models.
 
 It answers "what is loaded" (`serving_map`); resolving a request's ModelSpec to one version and pinning it
 is the dataplane's job. Every failure it raises is a ServingError; start-up words them for the CLI.
@@ -29,7 +30,7 @@ import grpc
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
 from serving.contract import versions_on_disk
-from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, status_code
+from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, status_code, unavailable
 from serving.model_server.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ class ModelRepository:
             raise invalid_argument("ModelServer does not yet support custom model config.")
         wanted = {c.name: c for c in config.model_config_list.config}
         with self._lifecycle:
+            if self._stop.is_set():
+                raise unavailable("The model server is shutting down.")
             with self._lock:
                 new = [name for name in wanted if name not in self._models or self._models[name].config is None]
                 removed = [name for name, m in self._models.items() if name not in wanted and m.config is not None]
@@ -141,7 +144,9 @@ class ModelRepository:
                     model = self._models.setdefault(name, _Model(cfg))
                     model.config = cfg
                 for name in removed:
-                    self._models[name].config = None
+                    model = self._models[name]
+                    model.config = None
+                    self._cancel_retries(model, list(model.retries))
             for name in removed:
                 self._retire(name, list(self._models[name].loaded))
         self._wait_available(new, None if timeout_s is None else time.monotonic() + timeout_s)
@@ -153,8 +158,8 @@ class ModelRepository:
         ServerCore waits; the lifecycle lock is held per poll only, so the poll thread keeps the others going."""
         while True:
             self.poll_once()
-            with self._lock:
-                pending = [n for n in names if not self._models[n].loaded]
+            with self._lock:  # a model a later reload removed is no longer waited for
+                pending = [n for n in names if self._models[n].config is not None and not self._models[n].loaded]
                 models = [self._models[n] for n in pending]
                 errors = [m.states[v] for m in models for v, r in m.retries.items() if r.gave_up]
             if errors:
@@ -172,12 +177,19 @@ class ModelRepository:
                     )
                 pause = min(pause, max(deadline - time.monotonic(), 0.0))
             if self._stop.wait(pause):
-                raise ServingError(grpc.StatusCode.UNAVAILABLE, "The model server is shutting down.")
+                raise unavailable("The model server is shutting down.")
 
     def _next_retry_in(self) -> float | None:
-        """Seconds until the earliest pending load retry (0 when one is due), None when none is pending."""
+        """Seconds until the earliest pending load retry of a configured model (0 when one is due), None when none
+        is pending."""
         with self._lock:
-            due = [r.next_try for m in self._models.values() for r in m.retries.values() if not r.gave_up]
+            due = [
+                r.next_try
+                for m in self._models.values()
+                if m.config is not None
+                for r in m.retries.values()
+                if not r.gave_up
+            ]
         return max(min(due) - time.monotonic(), 0.0) if due else None
 
     def _update_labels(self) -> None:
@@ -223,6 +235,8 @@ class ModelRepository:
         """One pass over every model; `retries_only` retries due failed loads without listing folders (a
         retry when file system polling is off). A model whose folder cannot be read is logged and skipped."""
         with self._lifecycle:
+            if self._stop.is_set():  # closed: nothing loads any more
+                return
             with self._lock:
                 models = [(name, m.config) for name, m in self._models.items() if m.config is not None]
             for name, config in models:
@@ -245,17 +259,22 @@ class ModelRepository:
         aspired = aspired_versions(config.model_version_policy, list(on_disk))
         model = self._models[name]
         model.aspired = aspired
-        with self._lock:  # CancelLoadServableRetry: an unaspired failure is forgotten, a comeback loads afresh
-            for version in [v for v in model.retries if v not in aspired]:
-                del model.retries[version]
-                if model.states[version].state == "LOADING":  # its retries are cancelled: it ends with its error
-                    model.states[version] = dataclasses.replace(model.states[version], state="END")
+        with self._lock:  # an unaspired failure is forgotten, a comeback loads afresh
+            self._cancel_retries(model, [v for v in model.retries if v not in aspired])
         for version in sorted(aspired, reverse=True):  # the policy loads the highest new version first
             retry = model.retries.get(version)
             if version in model.loaded or (retry and (retry.gave_up or retry.next_try > time.monotonic())):
                 continue
             self._load(name, version, on_disk[version])
         self._unload_stale(name, config)
+
+    @staticmethod
+    def _cancel_retries(model: _Model, versions: list[int]) -> None:
+        """CancelLoadServableRetry (caller holds the lock): a version waiting for a retry ends with its error."""
+        for version in versions:
+            del model.retries[version]
+            if model.states[version].state == "LOADING":
+                model.states[version] = dataclasses.replace(model.states[version], state="END")
 
     def _retry_due(self, name: str, config: model_server_config_pb2.ModelConfig) -> None:
         model = self._models[name]
@@ -316,7 +335,14 @@ class ModelRepository:
             log.info("Done unloading servable version {name: %s version: %d}", name, version)
 
     def close(self) -> None:
+        """Shutdown: stop polling and retries, wait for the poll thread, then retire every loaded version (each
+        closes its session once its last request is done). Nothing loads afterwards."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lifecycle:
+            for name, model in list(self._models.items()):
+                self._retire(name, sorted(model.loaded))
 
     # ---- lookups ----------------------------------------------------------------------------------------
     def serving_map(self, name: str) -> ServingMap | None:

@@ -7,7 +7,6 @@ the answer as JSON. Nothing here holds a servable.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import socket
@@ -23,6 +22,7 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2
 
+from serving.contract import version_number
 from serving.model_server import json_tensor
 from serving.model_server.dataplane import SIGNATURE_DEF_FIELD, DataPlane
 from serving.model_server.errors import ServingError, invalid_argument
@@ -39,7 +39,9 @@ _STATUS = re.compile(
     re.IGNORECASE | re.ASCII,
 )
 _V1 = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
-_INT64_MAX = 2**63 - 1
+# A connection that sends nothing for this long (headers unfinished, a body shorter than its Content-Length, an
+# idle keep-alive) is closed, freeing its thread: libevent's evhttp, under TF Serving, uses 50 s
+READ_TIMEOUT_S = 50.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +70,10 @@ def parse_route(method: str, path: str) -> Route:
 def fill_model_spec(route: Route) -> model_pb2.ModelSpec:
     spec = model_pb2.ModelSpec(name=route.model)
     if route.version:
-        if int(route.version) > _INT64_MAX:  # absl::SimpleAtoi into an int64 fails the same way
+        version = version_number(route.version)
+        if version is None:  # absl::SimpleAtoi into an int64 fails the same way
             raise invalid_argument(f"Failed to convert version: {route.version} to numeric.")
-        spec.version.value = int(route.version)
+        spec.version.value = version
     if route.label:
         spec.version_label = route.label
     return spec
@@ -99,12 +102,9 @@ class RestApi:
                 api = route.api
                 deadline = start + self.timeout if self.timeout else None
                 doc = json_tensor.parse_body(body)
-                _check_surrogates(body, doc)
                 output = self._post(api, spec, doc, deadline)
         except Exception as exc:  # noqa: BLE001 - every failure becomes TF Serving's {"error": ...}
-            if isinstance(exc, RecursionError):  # Python's json recurses where rapidjson iterates
-                exc = invalid_argument("JSON Parse error: The document is nested too deeply.")
-            elif not isinstance(exc, ServingError):
+            if not isinstance(exc, ServingError):
                 log.exception("REST request %s %s failed", method, path)
                 exc = ServingError(grpc.StatusCode.INTERNAL, str(exc))
             self.plane.metrics.count("request_count", name, exc.code_name)
@@ -172,17 +172,20 @@ class _Handler(BaseHTTPRequestHandler):
         """The body by Content-Length or chunked, at most max_body bytes; _BadBody when the framing is bad or
         too large (the connection then closes: the rest of the stream cannot be trusted)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            body = b""
+            chunks: list[bytes] = []
+            received = 0
             while size_line := self.rfile.readline(66).split(b";")[0].strip():
                 if not re.fullmatch(rb"[0-9a-fA-F]{1,15}", size_line):
                     raise _BadBody(400, f"Invalid chunk size: {size_line[:20]!r}")
-                if len(body) + int(size_line, 16) > self.max_body:
+                size = int(size_line, 16)
+                if received + size > self.max_body:
                     raise _BadBody(413, f"Request body exceeds the limit of {self.max_body} bytes.")
-                if int(size_line, 16) == 0:
+                if size == 0:
                     while self.rfile.readline(8192).strip():  # trailers
                         pass
-                    return body
-                body += self.rfile.read(int(size_line, 16))
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                received += size
                 self.rfile.readline(3)
             raise _BadBody(400, "Malformed chunked request body.")
         header = self.headers.get("Content-Length")
@@ -240,27 +243,26 @@ class _BadBody(Exception):
         self.message = message
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _check_surrogates(body: bytes, doc: object) -> None:
-    """rapidjson (TF Serving's parser) refuses a \\uD800-\\uDFFF escape that is not a pair; Python's json
-    takes it and fails later, encoding the string. Checked only when such an escape is in the body."""
-    if _SURROGATE_ESCAPE.search(body):
-        try:
-            json.dumps(doc, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise invalid_argument("JSON Parse error: The surrogate pair in string is invalid.") from None
-
-
 class RestServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
 
-def make_rest_server(api: RestApi, host: str, port: int, metrics_path: str | None, max_body: int) -> RestServer | None:
+def make_rest_server(
+    api: RestApi,
+    host: str,
+    port: int,
+    metrics_path: str | None,
+    max_body: int,
+    read_timeout_s: float = READ_TIMEOUT_S,
+) -> RestServer | None:
     """None when the port cannot be bound: like TF Serving, the server logs it and keeps serving gRPC."""
-    handler = type("RestHandler", (_Handler,), {"api": api, "metrics_path": metrics_path, "max_body": max_body})
+    handler = type(
+        "RestHandler",
+        (_Handler,),
+        # StreamRequestHandler sets `timeout` on the socket; a read that times out ends the connection
+        {"api": api, "metrics_path": metrics_path, "max_body": max_body, "timeout": read_timeout_s},
+    )
     server_class = (
         type("RestServer6", (RestServer,), {"address_family": socket.AF_INET6}) if ":" in host else RestServer
     )

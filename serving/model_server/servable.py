@@ -66,7 +66,11 @@ class Servable:
         except ValueError as exc:  # the importer's re-raised InvalidArgumentError: a graph TF cannot import
             raise invalid_argument(str(exc).splitlines()[0]) from exc
         signature_defs = bundle.meta_graph_def.signature_def
-        signatures = {key: Signature(key, signature_def, bundle) for key, signature_def in signature_defs.items()}
+        try:
+            signatures = {key: Signature(key, signature_def, bundle) for key, signature_def in signature_defs.items()}
+        except BaseException:  # e.g. a default value TensorFlow cannot read: the session is not leaked
+            bundle.close()
+            raise
         return cls(name, version, signature_defs, signatures, bundle)
 
     def signature(self, name: str, *, for_rest_inputs: bool = False) -> Signature:

@@ -195,10 +195,13 @@ def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
     stop.wait()
-    repository.close()
     if rest_server is not None:
         rest_server.shutdown()
+        rest_server.server_close()
     grpc_server.stop(grace=2).wait()
+    repository.close()  # after the front ends: requests still running finish on their versions first
+    if plane.inference.batcher is not None:
+        plane.inference.batcher.close()
 
 
 def _poll_config(reloader: ConfigReloader, options: ServerOptions, stop: threading.Event) -> None:

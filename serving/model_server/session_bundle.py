@@ -78,6 +78,7 @@ class SessionBundle:
                 run = self._callables.get(key)
                 if run is None:
                     options = config_pb2.CallableOptions(feed=list(names), fetch=list(unique))
+                    # not make_callable: Session.run's Python feed-shape checks and dtype casts are not TF Serving's
                     run = self.session._make_callable_from_options(options)
                     self._callables[key] = run
         values = run(*(feeds[name] for name in names))

@@ -55,7 +55,8 @@ class Signature:
         self.outputs = signature_def.outputs
         self.method_name = signature_def.method_name
         self._bundle = bundle
-        self._feed_order = sorted(self.inputs)  # the call frame's arg order for dtype messages
+        # DirectSession numbers a Run's feeds in the order of their sorted tensor names: arg[i] in dtype messages
+        self._feed_order = sorted(self.inputs, key=lambda alias: self.inputs[alias].name)
         self._defaults = {alias: tf.make_ndarray(proto) for alias, proto in signature_def.defaults.items()}
 
     def check_inputs(self, names: Collection[str]) -> None:

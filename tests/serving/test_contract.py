@@ -16,3 +16,15 @@ def test_versions_are_ascii_integer_folders_and_leading_zeros_name_the_same_vers
 
 def test_a_missing_model_folder_has_no_versions(tmp_path: Path) -> None:
     assert versions_on_disk(tmp_path / "absent") == {}
+
+
+def test_names_above_int64_are_not_versions(tmp_path: Path) -> None:
+    """TF Serving reads a version name with absl::SimpleAtoi into an int64 and skips the folder when that fails."""
+    padded = "0" * 30 + "5"
+    for name in ("1", "9223372036854775807", "9223372036854775808", "99999999999999999999", padded, "9" * 255):
+        (tmp_path / name).mkdir()
+    assert versions_on_disk(tmp_path) == {
+        1: tmp_path / "1",
+        5: tmp_path / padded,
+        2**63 - 1: tmp_path / "9223372036854775807",
+    }

@@ -144,3 +144,19 @@ def test_every_task_of_a_failed_batch_gets_the_error():
             with pytest.raises(ServingError, match="bad batch"):
                 future.result()
     assert len(fake.batches) == 1
+
+
+def batch_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("batch-")]
+
+
+def test_close_stops_the_batch_threads_and_refuses_new_tasks():
+    before = batch_threads()
+    batcher, fake = scheduler(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=3), Doubler()
+    assert batcher.run(1, fake, rows(1))["y"].tolist() == [2]
+    assert len(batch_threads()) == len(before) + 3
+    batcher.close()
+    assert batch_threads() == before
+    with pytest.raises(ServingError) as closed:
+        batcher.run(1, fake, rows(1))
+    assert closed.value.code == grpc.StatusCode.UNAVAILABLE

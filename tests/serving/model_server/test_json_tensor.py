@@ -129,3 +129,46 @@ def test_float_format(value, single, text):
 
 def test_error_body():
     assert json_tensor.render_error("Servable not found") == '{\n    "error": "Servable not found"\n}'
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"instances": ["\xed\xa0\x80"]}', "JSON Parse error: Invalid encoding in string. at offset: 16"),
+        (b'{"instances": ["\xff"]}', "JSON Parse error: Invalid encoding in string. at offset: 16"),
+        (b'{"instances": ["\\ud800"]}', "JSON Parse error: The surrogate pair in string is invalid."),
+        (
+            b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "JSON Parse error: The document is nested too deeply.",
+        ),
+    ],
+)
+def test_bodies_rapidjson_refuses(body, message):
+    """Encoded surrogates (which json.loads on bytes lets through), lone surrogate escapes and nesting deeper than
+    Python's json can recurse are parse errors, as rapidjson's."""
+    assert error(json_tensor.parse_body, body) == message
+
+
+def test_a_utf8_bom_is_skipped_and_a_surrogate_pair_is_one_character():
+    assert json_tensor.parse_body(b'\xef\xbb\xbf{"instances": ["\\ud83d\\ude00"]}') == {"instances": ["\U0001f600"]}
+
+
+def test_more_dimensions_than_numpy_holds_is_a_tensor_parsing_error():
+    nested: object = 1.0
+    for _ in range(64):
+        nested = [nested]
+    assert json_tensor.value_to_array(nested, types_pb2.DT_FLOAT, "x").ndim == 64
+    assert error(json_tensor.value_to_array, [nested], types_pb2.DT_FLOAT, "x") == "tensor parsing error: x"
+    assert error(json_tensor.predict_inputs, {"inputs": {"x": [nested]}}, FLOAT_X, "") == "tensor parsing error: x"
+    assert error(json_tensor.predict_inputs, {"instances": [nested]}, FLOAT_X, "") == "tensor parsing error: x"
+    assert json_tensor.predict_inputs({"instances": nested}, FLOAT_X, "")["x"].ndim == 64
+
+
+def test_an_error_quoting_a_deeply_nested_document_is_still_a_400():
+    """json.loads may just manage a nesting that json.dumps, a few frames deeper, cannot: the quote stops at 256."""
+    nested: object = []
+    for _ in range(5000):
+        nested = [nested]
+    message = error(json_tensor.predict_inputs, {"instances": 5, "deep": nested}, FLOAT_X, "")
+    quote = '{"instances": 5, "deep": '
+    assert message == f"JSON Value: {(quote + '[' * 256)[:256]} Expecting 'instances' to be an list/array"

@@ -118,3 +118,26 @@ def test_too_many_warmup_records_are_invalid(tmp_path):
         grpc.StatusCode.INVALID_ARGUMENT,
         f"Number of warmup records exceeds the maximum ({warmup.MAX_WARMUP_RECORDS}) at {tmp_path / WARMUP_FILE}",
     )
+
+
+def test_a_version_whose_signatures_cannot_be_built_closes_its_session(exported, monkeypatch):
+    """A SignatureDef TensorFlow cannot read (its default value, say) is simulated: such a SavedModel does not save."""
+    from serving.model_server import servable as servable_module
+    from serving.model_server.session_bundle import SessionBundle
+
+    bundles: list[SessionBundle] = []
+    load = SessionBundle.load
+
+    def recorded(*args: object) -> SessionBundle:
+        bundles.append(load(*args))  # type: ignore[arg-type]
+        return bundles[-1]
+
+    def unreadable(*args: object) -> None:
+        raise ValueError("Cannot read the signature's default value")
+
+    monkeypatch.setattr(SessionBundle, "load", recorded)
+    monkeypatch.setattr(servable_module, "Signature", unreadable)
+    with pytest.raises(ValueError):
+        Servable.load("m", 1, exported, ["serve"])
+    with pytest.raises(RuntimeError, match="closed Session"):
+        bundles[0].session.run(bundles[0].session.graph.get_operations()[0].outputs[0])

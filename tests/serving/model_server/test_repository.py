@@ -443,3 +443,87 @@ def test_a_waiting_reload_returns_at_its_deadline_and_at_shutdown(tmp_path, load
     with pytest.raises(ServingError) as stopping:
         ConfigReloader(repository, stop, allow_grpc=True, timeout_s=60).reload_from_grpc(cfg, None)
     assert stopping.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_version_folder_above_int64_is_ignored_and_version_1_serves(tmp_path, loader):
+    repository, plane = serve(loader, config(versions(tmp_path, "1", "99999999999999999999")))
+    assert loader.loads == [(1, tmp_path / "1")]
+    assert states(repository) == {1: "AVAILABLE"}
+    with plane.handle(spec()) as servable:
+        assert servable.version == 1
+
+
+class RecordingStop(threading.Event):
+    """The repository's stop event, recording how long the poll thread sleeps between passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.waited = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if threading.current_thread().name == "fs-poll":
+            self.waits.append(timeout if timeout is not None else float("inf"))
+            self.waited.set()
+        return super().wait(timeout)
+
+
+def test_removing_a_model_whose_load_waits_for_a_retry_cancels_it_and_the_poll_thread_sleeps(tmp_path, loader):
+    """CancelLoadServableRetry on removal: the retry table empties, the version ends with its error, and nothing
+    is left for the poll thread to wake for (it once woke with wait(0) in a loop)."""
+    repository, _ = serve(
+        loader, config(versions(tmp_path / "a", "1")), max_num_load_retries=100, load_retry_interval_micros=200_000
+    )
+    both = config(tmp_path / "a")
+    both.model_config_list.config.add(name="b", base_path=str(versions(tmp_path / "b", "2")))
+    loader.failures[2] = RuntimeError("b is broken")
+    with pytest.raises(ServingError):
+        repository.apply_config(both, timeout_s=0.05)
+    assert states(repository, "b") == {2: "LOADING"}  # a retry is pending
+    repository.apply_config(config(tmp_path / "a"))
+    assert [(v, s.state, s.error_message) for v, s in repository.version_states("b")] == [(2, "END", "b is broken")]
+    stop = RecordingStop()
+    repository._stop = stop  # the seam that shows how long the poll thread sleeps
+    repository.start_polling()
+    assert stop.waited.wait(10)
+    repository.close()
+    assert stop.waits[0] == 1.0  # no retry to wake for: it sleeps its full second (it was < 0.2 s, then 0)
+
+
+def test_close_stops_the_poll_thread_and_retires_every_version(tmp_path, loader):
+    repository, plane = serve(loader, config(versions(tmp_path, "1", "2"), policy="model_version_policy { all {} }"))
+    repository.start_polling()
+    with plane.handle(spec()) as held:
+        closing = threading.Thread(target=repository.close)
+        closing.start()
+        deadline = time.monotonic() + 5
+        while states(repository).get(2) != "UNLOADING" and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert states(repository) == {2: "UNLOADING", 1: "END"}  # the held version waits for its request
+        assert not held.try_acquire()
+    closing.join(10)
+    assert states(repository) == {2: "END", 1: "END"}
+    assert "fs-poll" not in [thread.name for thread in threading.enumerate()]
+    with pytest.raises(ServingError) as stopped:
+        repository.apply_config(config(tmp_path))
+    assert stopped.value.code == grpc.StatusCode.UNAVAILABLE
+    versions(tmp_path, "3")
+    repository.poll_once()
+    assert sorted(v for v, _ in loader.loads) == [1, 2]  # nothing loads after close
+
+
+def test_a_reload_over_grpc_must_carry_a_model_config_list(tmp_path, loader):
+    repository, _ = serve(loader, config(versions(tmp_path, "1")))
+    reloader = ConfigReloader(repository, threading.Event(), allow_grpc=True, timeout_s=5)
+    for custom in (
+        model_server_config_pb2.ModelServerConfig(custom_model_config={"type_url": "x"}),
+        model_server_config_pb2.ModelServerConfig(),
+    ):
+        with pytest.raises(ServingError) as refused:
+            reloader.reload_from_grpc(custom, None)
+        assert (refused.value.code, refused.value.message) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+            "Only ModelConfigList is currently supported",
+        )
+    assert states(repository) == {1: "AVAILABLE"}

@@ -109,6 +109,22 @@ def test_a_gzip_body_is_uncompressed_and_bounded(server):
             b'{"signature_name": "echo", "instances": ["a\\udc00b"]}',
             "JSON Parse error: The surrogate pair in string is invalid.",
         ),
+        (  # more digits than int() converts: refused by length first
+            "/v1/models/half/versions/" + "9" * 5000 + ":predict",
+            b'{"instances": [1.0]}',
+            "Failed to convert version: " + "9" * 5000 + " to numeric.",
+        ),
+        (  # a surrogate encoded in UTF-8, not escaped: invalid UTF-8
+            "/v1/models/half:predict",
+            b'{"signature_name": "echo", "instances": ["\xed\xa0\x80"]}',
+            "JSON Parse error: Invalid encoding in string. at offset: 42",
+        ),
+        (  # deeper than numpy's 64 dimensions, too shallow for a parse error
+            "/v1/models/half:predict",
+            b'{"instances": ' + b"[" * 100 + b"1.0" + b"]" * 100 + b"}",
+            "tensor parsing error: x",
+        ),
+        ("/v1/models/half:predict", b'{"inputs": ' + b"[" * 900 + b"]" * 900 + b"}", "tensor parsing error: x"),
     ],
 )
 def test_json_tf_serving_refuses_is_a_400_with_its_error_format(server, path, body, error):
