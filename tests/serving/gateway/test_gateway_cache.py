@@ -280,7 +280,7 @@ def test_cache_settings_come_from_env_and_flags(monkeypatch):
 
     monkeypatch.setattr(serving.gateway.app, "create_app", capture)
     result = CliRunner().invoke(
-        serve, ["--tfserving-grpc", "localhost:8500", "--cache-entries", "7", "--cache-mb", "2"], env={}
+        serve, ["--dev", "--tfserving-grpc", "localhost:8500", "--cache-entries", "7", "--cache-mb", "2"], env={}
     )
     assert result.exit_code == 0, result.output
     assert (seen[0].cache_entries, seen[0].cache_mb) == (7, 2.0)
