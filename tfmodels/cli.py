@@ -152,8 +152,8 @@ def evaluate(run_dir: Path) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Publish even if the gate finds the model worse, or finds the latest version trained on a different "
-    "dataset (its test accuracy then does not compare).",
+    help="Publish even if the gate finds the model worse, or cannot score the latest version on this run's test "
+    "split (a different dataset with other labels or another input, or it fails to load).",
 )
 def export(run_dir: Path, model_base: Path, name: str, tolerance: float, force: bool) -> None:
     """Publish RUN_DIR's model as the next SavedModel version, if it passes the gate."""

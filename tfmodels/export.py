@@ -2,21 +2,24 @@
 
 The names a served version is read by (signature, inputs, outputs, warm-up and card paths, version
 folders) are serving.contract's. The version is written to a "."-prefixed temp folder and renamed only
-after the gate passed, so a server never sees a bad version.
+after the gate passed, so a server never sees a bad version. The gate compares test accuracy with the
+latest version's on the same test split: its model card's figure when the split is the same, else that
+version re-scored on this run's test split (so a user can edit the data and export again).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from data_prep.atomic import publish_dir, write_text
-from data_prep.dataset_format import read_meta, split_fingerprint
+from data_prep.dataset_format import TEXT, TOKENS, read_meta, split_fingerprint
 from data_prep.errors import UserError
 from data_prep.json_file import read_json_object
 from serving.contract import (
@@ -25,6 +28,8 @@ from serving.contract import (
     LABEL,
     PROBABILITIES,
     SIGNATURE,
+    TEXT_INPUT,
+    TOKENS_INPUT,
     TOP_SCORE,
     WARMUP_FILE,
     versions_on_disk,
@@ -134,49 +139,148 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+CARD, RESCORED = "card", "re-scored"
+RESCORE_BATCH = 256
+# the prepared dataset's feature that holds what each Contract-2 input takes (Contract 1 writes both)
+FEATURE_OF_INPUT = {TOKENS_INPUT: TOKENS, TEXT_INPUT: TEXT}
+
+
+class NotScorable(Exception):
+    """Why the latest version cannot be scored on this run's test split (its message is one clause)."""
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What the gate compared the run's test accuracy with: the latest version's card figure (measured on
+    the same test split), or that version re-scored on this run's test split, as TFX's Evaluator scores the
+    blessed model and the candidate on the same data."""
+
+    version: Any
+    accuracy: float
+    source: str  # CARD or RESCORED
+    why: str = ""  # RESCORED: why the card's figure does not compare
+
+    def record(self) -> dict[str, Any]:
+        return {"version": self.version, GATE_METRIC: self.accuracy, "source": self.source}
+
+    def describe(self) -> str:
+        if self.source == CARD:
+            return f"version {self.version}'s {self.accuracy:.4f} from its model card (same test split)"
+        return f"version {self.version} re-scored on this run's test split ({self.accuracy:.4f}; {self.why})"
+
+
+def card_mismatch(previous: dict[str, Any], data_hash: str | None, split_hash: str | None) -> str:
+    """Why the card's test accuracy was not measured on this run's test split, or "" when it was (both
+    split fingerprints present and equal, and the card has the figure)."""
+    old_split, old_hash = previous.get("split_hash"), previous.get("data_hash")
+    if old_split and split_hash:
+        if old_split != split_hash:
+            return (
+                f"its card's test {GATE_METRIC} is from a different dataset split (split hash {old_split}, this "
+                f"run's {split_hash}: another source, seed, split ratios or counts)"
+            )
+        if (previous.get("test_metrics") or {}).get(GATE_METRIC) is None:
+            return f"its card has no test {GATE_METRIC}"
+        return ""
+    if old_hash and data_hash:
+        if old_hash != data_hash:
+            return f"it was trained on a different dataset (data hash {old_hash}, this run's {data_hash})"
+        return "its card has no split hash: same source, but its test split could not be checked"
+    lacking = "its card" if not old_hash else "this run's dataset"
+    return f"the dataset could not be checked ({lacking} has no data hash)"
+
+
 def check_gate(
     previous: dict[str, Any] | None,
     test_metrics: dict[str, Any],
     data_hash: str | None,
     tolerance: float,
     split_hash: str | None = None,
-) -> str | None:
+    *,
+    rescore: Callable[[], float],
+) -> Compared | None:
     """Refuse a run whose test metric is worse than the latest version's beyond `tolerance`. Two test
-    accuracies compare only on the same test split, so a latest version trained on another dataset is a
-    refusal too (only --force may replace it): another split when both cards have a split fingerprint,
-    else another source (data hash; cards written before the fingerprint). Returns a note when the dataset
-    could not be fully checked (a hash missing on either side); the accuracies are compared all the same."""
+    accuracies compare only on the same test split: the card's figure is used when its split fingerprint is
+    this run's; otherwise `rescore` scores the latest version on this run's test split, and a version it
+    cannot score is a refusal (only --force may replace it). Returns what was compared (None: no card)."""
     if previous is None:
         return None
     version = previous.get("version")
-    old_split, old_hash = previous.get("split_hash"), previous.get("data_hash")
-    note = None
-    if old_split and split_hash:
-        if old_split != split_hash:
-            raise UserError(
-                f"gate: version {version} was trained on a different dataset split (split hash {old_split}, "
-                f"this run's {split_hash}: another source, seed, split ratios or counts), so their test {GATE_METRIC} "
-                "do not compare; use --force to publish"
-            )
-    elif old_hash and data_hash:
-        if old_hash != data_hash:
-            raise UserError(
-                f"gate: version {version} was trained on a different dataset (data hash {old_hash}, "
-                f"this run's {data_hash}), so their test {GATE_METRIC} do not compare; use --force to publish"
-            )
-        note = f"version {version}'s card has no split hash: same source, its test split could not be checked"
+    why = card_mismatch(previous, data_hash, split_hash)
+    if not why:
+        compared = Compared(version, previous["test_metrics"][GATE_METRIC], CARD)
     else:
-        lacking = f"version {version}'s card" if not old_hash else "this run's dataset"
-        note = f"the dataset could not be checked ({lacking} has no data hash)"
-    old = (previous.get("test_metrics") or {}).get(GATE_METRIC)
-    if old is not None and test_metrics[GATE_METRIC] < old - tolerance:
+        try:
+            compared = Compared(version, rescore(), RESCORED, why)
+        except NotScorable as exc:
+            raise UserError(
+                f"gate: version {version} cannot be re-scored on this run's test split ({exc}) and {why}, so their "
+                f"test {GATE_METRIC} figures do not compare; use --force to publish"
+            ) from None
+    accuracy = test_metrics[GATE_METRIC]
+    if accuracy < compared.accuracy - tolerance:
+        worse = f"version {version} ({compared.accuracy:.4f})" if compared.source == CARD else compared.describe()
         raise UserError(
-            f"gate: test {GATE_METRIC} {test_metrics[GATE_METRIC]:.4f} is worse than version "
-            f"{version} ({old:.4f}) beyond tolerance {tolerance}"
-            + (f"; {note}" if note else "")
-            + "; use --force to publish"
+            f"gate: test {GATE_METRIC} {accuracy:.4f} is worse than {worse} beyond tolerance {tolerance}; "
+            "use --force to publish"
         )
-    return note
+    return compared
+
+
+def rescore_version(version_dir: Path, data_dir: Path, labels: list[str], card_labels: Any) -> float:
+    """A published version's test accuracy on DATA_DIR's test split, through its `serving_default`
+    (Contract 2), in batches; predictions are matched by label name, so a version whose columns are in
+    another order still scores. NotScorable when it fails to load, takes an input the dataset has no
+    feature for, or names other classes."""
+    import tensorflow as tf
+
+    from tfmodels.evaluate import classification_metrics
+    from tfmodels.pipeline import read_split
+
+    try:
+        signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+    except Exception as exc:  # missing, corrupt or without the signature: any of them means "cannot score"
+        raise NotScorable(f"it fails to load: {_first_line(exc)}") from None
+    inputs = list(signature.structured_input_signature[1])
+    feature = FEATURE_OF_INPUT.get(inputs[0]) if len(inputs) == 1 else None
+    if feature is None:
+        raise NotScorable(
+            f"its {SIGNATURE} takes {', '.join(inputs) or 'no input'}, not {TOKENS_INPUT} or {TEXT_INPUT}, "
+            "the inputs this dataset has features for"
+        )
+    ids = {name: i for i, name in enumerate(labels)}
+    y_true: list[np.ndarray] = []
+    y_pred: list[int] = []
+    try:
+        for texts, label_ids in read_split(data_dir, "test", feature).batch(RESCORE_BATCH):
+            answer = signature(**{inputs[0]: texts})
+            if not y_true:
+                _check_classes(answer, card_labels, labels)
+            y_pred.extend(ids.get(name.decode(), -1) for name in answer[LABEL].numpy())
+            y_true.append(label_ids.numpy())
+    except tf.errors.OpError as exc:
+        raise NotScorable(f"it fails on this dataset: {_first_line(exc.message)}") from None
+    if not y_true:
+        raise NotScorable("this run's test split is empty")
+    return float(classification_metrics(np.concatenate(y_true), np.array(y_pred), labels)[GATE_METRIC])
+
+
+def _check_classes(answer: dict[str, Any], card_labels: Any, labels: list[str]) -> None:
+    """The version's class names (its class_names output, else its card's labels) must be the dataset's."""
+    if LABEL not in answer:
+        raise NotScorable(f"its {SIGNATURE} has no {LABEL} output")
+    if CLASS_NAMES in answer:
+        classes = [name.decode() for name in answer[CLASS_NAMES].numpy()[0]]
+    elif isinstance(card_labels, list):
+        classes = [str(name) for name in card_labels]
+    else:
+        raise NotScorable(f"its class names are unknown (no {CLASS_NAMES} output, no labels in its card)")
+    if sorted(classes) != sorted(labels):
+        raise NotScorable(f"its classes ({', '.join(classes)}) are not this dataset's ({', '.join(labels)})")
+
+
+def _first_line(error: Any) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float = 0.005, force: bool = False) -> Path:
@@ -193,13 +297,23 @@ def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float =
     model_dir = Path(model_base) / name
     existing = versions_on_disk(model_dir)
     latest = max(existing, default=0)
+    labels = list(meta["labels"])
+    compared = None
     if not force:
         previous = read_card(existing[latest]) if existing else None
-        note = check_gate(previous, test_metrics, data_hash, tolerance, split_hash)
-        if note:
-            print(f"gate: {note}", file=sys.stderr)
-
-    labels = list(meta["labels"])
+        compared = check_gate(
+            previous,
+            test_metrics,
+            data_hash,
+            tolerance,
+            split_hash,
+            rescore=lambda: rescore_version(existing[latest], data_dir, labels, (previous or {}).get("labels")),
+        )
+        if compared:
+            print(
+                f"gate: test {GATE_METRIC} {test_metrics[GATE_METRIC]:.4f} against {compared.describe()}, "
+                f"tolerance {tolerance}: passed"
+            )
     from tfmodels.pipeline import read_split
 
     built = family.load(run.model, config)
@@ -221,6 +335,8 @@ def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float =
             "baseline_test_metrics": baseline_metrics,
             "data_hash": data_hash,
             "split_hash": split_hash,
+            # what the gate compared test accuracy with: the replaced version's card figure or its re-score
+            "gate": {"forced": force, "compared_with": compared.record() if compared else None},
             "data_dir": str(data_dir),
             "hyperparameters": config.to_record(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

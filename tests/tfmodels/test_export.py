@@ -1,78 +1,93 @@
-"""The export gate's decision, in-process (the CLI drills are in test_train_export.py and test_cli_errors.py)."""
+"""The export gate's decision, in-process, and the re-scoring of the latest version on an edited dataset's
+test split with real SavedModels (the CLI drills are in test_train_export.py and test_cli_errors.py)."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from data_prep.errors import UserError
-from serving.contract import CARD_FILE
-from tfmodels.export import check_gate, read_card, read_metrics
+from serving.contract import CARD_FILE, TOKENS_INPUT
+from tests.support.cli import textclf
+from tests.support.corpus import SMALL, generated_rows
+from tests.support.prepared import fake_run, published, write_prepared
+from tfmodels.export import Compared, NotScorable, check_gate, read_card, read_metrics
 from tfmodels.run_dir import RunDir
 
 HASH_A, HASH_B = "a" * 64, "b" * 64
+SPLIT_A, SPLIT_B = "c" * 64, "d" * 64
 METRICS = {"accuracy": 0.80, "macro_f1": 0.8, "examples": 100}
 
 
-def card(accuracy: float, data_hash: str | None = HASH_A) -> dict:
-    return {"version": 3, "test_metrics": {"accuracy": accuracy}, "data_hash": data_hash}
+def card(accuracy: float | None, split_hash: str | None = SPLIT_A, data_hash: str | None = HASH_A) -> dict:
+    metrics = {} if accuracy is None else {"accuracy": accuracy}
+    return {"version": 3, "test_metrics": metrics, "data_hash": data_hash, "split_hash": split_hash}
 
 
-def test_first_version_and_no_worse_versions_pass() -> None:
-    check_gate(None, METRICS, HASH_A, 0.005)
-    check_gate(card(0.80), METRICS, HASH_A, 0.005)
-    check_gate(card(0.804), METRICS, HASH_A, 0.005)  # within tolerance
-    check_gate(card(0.90, data_hash=None), {**METRICS, "accuracy": 0.90}, HASH_A, 0.0)  # an unknown hash: compare
+def not_rescored() -> float:
+    raise AssertionError("the card's figure is from the same test split: nothing to re-score")
 
 
-def test_a_worse_version_is_refused() -> None:
-    with pytest.raises(UserError, match=r"gate: test accuracy 0.8000 is worse than version 3 \(0.9000\)"):
-        check_gate(card(0.90), METRICS, HASH_A, 0.005)
+def scores(accuracy: float) -> Callable[[], float]:
+    return lambda: accuracy
 
 
-def test_a_latest_version_of_another_dataset_is_refused_whatever_the_accuracies() -> None:
-    for previous_accuracy in (0.5, 0.9):  # better or worse: the numbers come from different test splits
-        with pytest.raises(UserError) as refused:
-            check_gate(card(previous_accuracy, data_hash=HASH_B), METRICS, HASH_A, 0.005)
-        message = str(refused.value)
-        assert "different dataset" in message and HASH_A in message and HASH_B in message
-        assert "use --force" in message
+def gate(
+    previous: dict | None,
+    accuracy: float = 0.80,
+    rescore: Callable[[], float] = not_rescored,
+    data_hash: str | None = HASH_A,
+    split_hash: str | None = SPLIT_A,
+) -> Compared | None:
+    return check_gate(previous, {**METRICS, "accuracy": accuracy}, data_hash, 0.005, split_hash, rescore=rescore)
 
 
-SPLIT_A, SPLIT_B = "c" * 64, "d" * 64
+def test_on_the_same_split_the_card_figure_is_compared() -> None:
+    assert gate(None) is None  # the first version
+    assert gate(card(0.80)) == Compared(3, 0.80, "card")
+    assert gate(card(0.804)) == Compared(3, 0.804, "card")  # within tolerance
+    with pytest.raises(UserError, match=r"^gate: test accuracy 0.8000 is worse than version 3 \(0.9000\) beyond "):
+        gate(card(0.90))
 
 
-def split_card(accuracy: float, split_hash: str | None) -> dict:
-    return {**card(accuracy), "split_hash": split_hash}
-
-
-def test_a_latest_version_of_another_split_of_the_same_source_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("previous", "data_hash", "split_hash", "why"),
+    [
+        (card(0.95, SPLIT_B), HASH_A, SPLIT_A, f"from a different dataset split (split hash {SPLIT_B}, this run's"),
+        (card(0.95, None), HASH_A, SPLIT_A, "no split hash: same source, but its test split could not be checked"),
+        (card(0.95, None, HASH_B), HASH_A, SPLIT_A, f"different dataset (data hash {HASH_B}, this run's {HASH_A})"),
+        (card(0.95, None, None), HASH_A, SPLIT_A, "dataset could not be checked (its card has no data hash)"),
+        (card(0.95), None, None, "dataset could not be checked (this run's dataset has no data hash)"),
+        (card(None), HASH_A, SPLIT_A, "its card has no test accuracy"),
+    ],
+)
+def test_without_the_same_split_the_latest_version_is_rescored(
+    previous: dict, data_hash: str | None, split_hash: str | None, why: str
+) -> None:
+    compared = gate(previous, 0.80, scores(0.795), data_hash, split_hash)  # the card's 0.95 plays no part
+    assert compared is not None and (compared.accuracy, compared.source) == (0.795, "re-scored")
+    assert why in compared.describe() and "0.7950" in compared.describe()
     with pytest.raises(UserError) as refused:
-        check_gate(split_card(0.5, SPLIT_B), METRICS, HASH_A, 0.005, SPLIT_A)
+        gate(previous, 0.80, scores(0.85), data_hash, split_hash)
     message = str(refused.value)
-    assert "different dataset split" in message and SPLIT_A in message and SPLIT_B in message
-    assert "use --force" in message and "\n" not in message
-    # the same split: the accuracies compare, and nothing is left unchecked
-    assert check_gate(split_card(0.80, SPLIT_A), METRICS, HASH_A, 0.005, SPLIT_A) is None
-    with pytest.raises(UserError, match="gate: test accuracy 0.8000 is worse"):
-        check_gate(split_card(0.90, SPLIT_A), METRICS, HASH_A, 0.005, SPLIT_A)
+    assert message.startswith("gate: test accuracy 0.8000 is worse than version 3 re-scored on this run's test split")
+    assert "(0.8500; " in message and why in message and "use --force" in message and "\n" not in message
 
 
-def test_a_card_without_a_split_hash_falls_back_to_the_data_hash_and_says_so() -> None:
-    note = check_gate(card(0.80), METRICS, HASH_A, 0.005, SPLIT_A)  # written before split hashes
-    assert note is not None and "split could not be checked" in note
-    with pytest.raises(UserError, match="different dataset"):
-        check_gate(card(0.80, data_hash=HASH_B), METRICS, HASH_A, 0.005, SPLIT_A)
+def test_a_latest_version_that_cannot_be_rescored_is_refused_in_one_line() -> None:
+    def unscorable() -> float:
+        raise NotScorable("its classes (a, b, c) are not this dataset's (negative, positive)")
 
-
-def test_a_missing_hash_on_either_side_still_compares_and_says_the_dataset_was_not_checked() -> None:
-    for previous, data_hash in [(card(0.80, data_hash=None), HASH_A), (card(0.80), None)]:
-        note = check_gate(previous, METRICS, data_hash, 0.005)
-        assert note is not None and "dataset could not be checked" in note
-    with pytest.raises(UserError, match=r"worse .*; the dataset could not be checked \(.*\); use --force"):
-        check_gate(card(0.90, data_hash=None), METRICS, HASH_A, 0.005)
+    with pytest.raises(UserError) as refused:
+        gate(card(0.5, SPLIT_B), 0.99, unscorable)
+    message = str(refused.value)
+    assert message.startswith("gate: version 3 cannot be re-scored on this run's test split (its classes (a, b, c)")
+    assert SPLIT_B in message and "use --force to publish" in message and "\n" not in message
 
 
 @pytest.mark.parametrize(
@@ -116,14 +131,6 @@ def test_a_model_card_of_the_wrong_shape_is_one_line(tmp_path: Path, test_metric
     assert str(tmp_path / CARD_FILE) in str(refused.value) and "\n" not in str(refused.value)
 
 
-def test_a_card_without_test_metrics_passes_the_gate(tmp_path: Path) -> None:
-    (tmp_path / CARD_FILE).parent.mkdir(parents=True)
-    (tmp_path / CARD_FILE).write_text(json.dumps({"version": 1, "data_hash": HASH_A}))
-    previous = read_card(tmp_path)
-    assert previous == {"version": 1, "data_hash": HASH_A}
-    assert "split could not be checked" in (check_gate(previous, METRICS, HASH_A, 0.0, SPLIT_A) or "")
-
-
 def test_export_force_help_names_both_refusals() -> None:
     from click.testing import CliRunner
 
@@ -131,3 +138,101 @@ def test_export_force_help_names_both_refusals() -> None:
 
     help_text = " ".join(CliRunner().invoke(export, ["--help"]).output.split())
     assert "gate finds the model worse" in help_text and "different dataset" in help_text
+
+
+@pytest.fixture(scope="module")
+def trained(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LSTM run on the shared prepared dataset (trained and evaluated by the real CLI)."""
+    run = tmp_path_factory.mktemp("runs") / "lstm"
+    result = textclf("train", "lstm", "--data", str(prepared), "--out", str(run), *SMALL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return run
+
+
+def versions(models: Path) -> list[str]:
+    return sorted(p.name for p in (models / "sent").iterdir())
+
+
+def gate_record(version_dir: Path) -> dict:
+    return json.loads((version_dir / CARD_FILE).read_text())["gate"]
+
+
+@pytest.mark.slow
+def test_after_a_data_edit_the_latest_version_is_rescored_on_the_new_test_split(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tfmodels.evaluate import evaluate_run
+    from tfmodels.export import export_run
+
+    models = tmp_path / "models"
+    export_run(trained, models, "sent")
+    assert gate_record(models / "sent" / "1") == {"forced": False, "compared_with": None}
+    # the user edits the data: other rows, other split counts, so another split fingerprint
+    edited = write_prepared(tmp_path / "edited", generated_rows(700, seed=8), (450, 100, 150))
+    # the candidate is the same network evaluated on the edited data, so it scores exactly what version 1
+    # re-scored on the new test split does: the pass below is "as good", and the refusal is "worse" by 0.1
+    candidate = tmp_path / "candidate"
+    shutil.copytree(trained, candidate)
+    config = json.loads((candidate / "config.json").read_text())
+    (candidate / "config.json").write_text(json.dumps({**config, "data": str(edited)}))
+    accuracy = evaluate_run(candidate)["model"]["accuracy"]
+
+    worse = tmp_path / "worse"
+    shutil.copytree(candidate, worse)
+    metrics = json.loads((worse / "report" / "metrics.json").read_text())
+    metrics["model"]["accuracy"] = accuracy - 0.1
+    (worse / "report" / "metrics.json").write_text(json.dumps(metrics))
+    refused = textclf("export", str(worse), "--model-base", str(models), "--name", "sent")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, refused.stderr
+    rescored = re.search(
+        r"version 1 re-scored on this run's test split \((\d\.\d{4}); .*different dataset split", errors[0]
+    )
+    assert f"test accuracy {accuracy - 0.1:.4f} is worse than" in errors[0] and rescored, errors[0]
+    assert versions(models) == ["1"]
+
+    capsys.readouterr()
+    export_run(candidate, models, "sent")
+    printed = capsys.readouterr().out
+    assert f"gate: test accuracy {accuracy:.4f} against version 1 re-scored on this run's test split (" in printed
+    compared = gate_record(models / "sent" / "2")["compared_with"]
+    assert (compared["version"], compared["source"]) == (1, "re-scored")
+    assert f"{compared['accuracy']:.4f}" == rescored.group(1)
+    assert abs(compared["accuracy"] - accuracy) < 0.01  # the same network on the same texts (Keras vs SavedModel)
+
+    # version 2 was tested on this very split: its card's figure is compared, nothing is re-scored
+    export_run(candidate, models, "sent")
+    assert "from its model card (same test split)" in capsys.readouterr().out
+    assert gate_record(models / "sent" / "3")["compared_with"] == {"version": 2, "accuracy": accuracy, "source": "card"}
+
+
+@pytest.mark.slow
+def test_a_latest_version_with_other_class_names_is_refused_unless_forced(trained: Path, tmp_path: Path) -> None:
+    from tests.support.tiny_models import LABELS, build
+    from tfmodels.export import export_run
+
+    models = tmp_path / "models"
+    build(models / "sent" / "1", TOKENS_INPUT)  # a real SavedModel of three news classes, tokens input
+    card_file = models / "sent" / "1" / CARD_FILE
+    card_file.parent.mkdir(parents=True, exist_ok=True)
+    card_file.write_text(json.dumps({**card(0.99, SPLIT_B), "version": 1, "labels": LABELS}, ensure_ascii=False))
+    with pytest.raises(UserError) as refused:
+        export_run(trained, models, "sent")
+    message = str(refused.value)
+    assert message.startswith("gate: version 1 cannot be re-scored on this run's test split"), message
+    assert "its classes (体育, 科技, 财经) are not this dataset's (negative, positive)" in message
+    assert "use --force to publish" in message and "\n" not in message
+    assert versions(models) == ["1"]
+    export_run(trained, models, "sent", force=True)
+    assert gate_record(models / "sent" / "2") == {"forced": True, "compared_with": None}
+
+
+def test_a_latest_version_that_does_not_load_is_refused(prepared: Path, tmp_path: Path) -> None:
+    from tfmodels.export import export_run
+
+    run = fake_run(tmp_path / "run", prepared)
+    models = published(tmp_path / "models", json.dumps({**card(0.5, SPLIT_B), "version": 1}))  # no SavedModel
+    with pytest.raises(UserError, match=r"^gate: version 1 cannot be re-scored .*\(it fails to load: ") as refused:
+        export_run(run, models, "sent")
+    assert "\n" not in str(refused.value)
