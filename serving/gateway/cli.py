@@ -1,75 +1,92 @@
 """`textclf serve` (the gateway: gunicorn as in production, or Flask's dev server with --dev) and
 `textclf predict` (offline batch prediction).
 
-Thin: flags -> GatewayConfig / predict_file. Every GatewayConfig setting is a flag here and may also come
-from its TEXTCLF_* env var (see config.py); the server's own flags read TEXTCLF_HOST, TEXTCLF_PORT,
-TEXTCLF_WORKERS, TEXTCLF_THREADS and TEXTCLF_LOG_REQUESTS.
+Thin: flags -> GatewayConfig / predict_file. Every option of `serve` but --dev may also come from the variable
+TEXTCLF_ + its name upper-cased, and --help says which: GatewayConfig.from_env reads the settings' variables
+(commas for lists, its own one-line errors), click reads the server's own (TEXTCLF_HOST, TEXTCLF_PORT,
+TEXTCLF_WORKERS, TEXTCLF_THREADS, TEXTCLF_LOG_REQUESTS).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
+
+ENV_PREFIX = "TEXTCLF_"  # as serving/gateway/config.py's (not imported here: it pulls in prometheus_client)
+
+
+class _SettingOption(click.Option):
+    """A GatewayConfig setting: --help names its TEXTCLF_* variable, which GatewayConfig.from_env reads, not click
+    (so a list is comma-separated and a bad value fails in GatewayConfig's one line, as in the Docker image)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "show_envvar": True})
+        assert self.name is not None  # every option here has a name
+        self.envvar = ENV_PREFIX + self.name.upper()
+
+    def resolve_envvar_value(self, ctx: click.Context) -> str | None:
+        return None
+
+
+_setting = functools.partial(click.option, cls=_SettingOption)
 
 _LIMITS = [
-    click.option("--max-texts", type=int, default=None, help="Texts per request (default 256)."),
-    click.option("--max-text-chars", type=int, default=None, help="Characters per text (default 10000)."),
-    click.option("--max-body-bytes", type=int, default=None, help="Request body bytes (default 2 MiB)."),
-    click.option(
-        "--default-top-k", type=int, default=None, help="Labels per text when a request names none (default 1)."
-    ),
-    click.option("--max-top-k", type=int, default=None, help="Largest top_k a request may ask for (default 50)."),
-    click.option(
+    _setting("--max-texts", type=int, default=None, help="Texts per request (default 256)."),
+    _setting("--max-text-chars", type=int, default=None, help="Characters per text (default 10000)."),
+    _setting("--max-body-bytes", type=int, default=None, help="Request body bytes (default 2 MiB)."),
+    _setting("--default-top-k", type=int, default=None, help="Labels per text when a request names none (default 1)."),
+    _setting("--max-top-k", type=int, default=None, help="Largest top_k a request may ask for (default 50)."),
+    _setting(
         "--timeout", "upstream_timeout_s", type=float, default=None, help="Seconds per TF Serving call (default 5)."
     ),
-    click.option("--retries", type=int, default=None, help="Retries on UNAVAILABLE (default 2)."),
-    click.option(
+    _setting("--retries", type=int, default=None, help="Retries on UNAVAILABLE (default 2)."),
+    _setting(
         "--retry-backoff",
         "retry_backoff_s",
         type=float,
         default=None,
         help="Seconds before the first retry, doubling per retry (default 0.05).",
     ),
-    click.option(
+    _setting(
         "--breaker-failures", type=int, default=None, help="Consecutive outages that open the circuit (default 5)."
     ),
-    click.option(
+    _setting(
         "--breaker-reset", "breaker_reset_s", type=float, default=None, help="Seconds before a trial call (default 5)."
     ),
-    click.option(
+    _setting(
         "--metadata-ttl",
         "metadata_ttl_s",
         type=float,
         default=None,
         help="Seconds a model's signature and versions are cached (default 30).",
     ),
-    click.option("--pool-size", type=int, default=None, help="REST keep-alive connections per worker (default 32)."),
-    click.option(
+    _setting("--pool-size", type=int, default=None, help="REST keep-alive connections per worker (default 32)."),
+    _setting(
         "--coalesce-max-texts",
         type=int,
         default=None,
         help="Texts one merged TF Serving call may carry (default 32; 0 = no coalescing).",
     ),
-    click.option(
+    _setting(
         "--coalesce-in-flight",
         type=int,
         default=None,
         help="TF Serving calls per model version a worker runs at once (default 2).",
     ),
-    click.option(
+    _setting(
         "--max-in-flight",
         type=int,
         default=None,
         help="Classify requests a worker works on at once; past it 503 overloaded (default 0 = no limit).",
     ),
-    click.option(
-        "--cache-entries", type=int, default=None, help="Response cache entries per worker (default 0 = off)."
-    ),
-    click.option("--cache-mb", type=float, default=None, help="Response cache MiB per worker (default 64)."),
+    _setting("--cache-entries", type=int, default=None, help="Response cache entries per worker (default 0 = off)."),
+    _setting("--cache-mb", type=float, default=None, help="Response cache MiB per worker (default 64)."),
 ]
 
 
@@ -80,13 +97,14 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="TEXTCLF_HOST")
-@click.option("--port", type=int, default=8080, show_default=True, envvar="TEXTCLF_PORT")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="TEXTCLF_HOST", show_envvar=True)
+@click.option("--port", type=int, default=8080, show_default=True, envvar="TEXTCLF_PORT", show_envvar=True)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=None,
     envvar="TEXTCLF_WORKERS",
+    show_envvar=True,
     help="gunicorn worker processes (default: gunicorn.conf.py's, 2).",
 )
 @click.option(
@@ -94,41 +112,58 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
     type=click.IntRange(min=1),
     default=None,
     envvar="TEXTCLF_THREADS",
+    show_envvar=True,
     help="Threads per worker, about one per concurrent client (default: gunicorn.conf.py's, 32).",
 )
 @click.option(
-    "--log-requests", is_flag=True, envvar="TEXTCLF_LOG_REQUESTS", help="Log one line per request (off: it costs CPU)."
+    "--log-requests",
+    is_flag=True,
+    envvar="TEXTCLF_LOG_REQUESTS",
+    show_envvar=True,
+    help="Log one line per request (off: it costs CPU; --dev always logs them).",
 )
-@click.option("--dev", is_flag=True, help="Flask's development server instead, for debugging (one process).")
-@click.option("--tfserving-rest", default=None, metavar="URL", help="TF Serving REST, e.g. http://localhost:8501.")
-@click.option("--tfserving-grpc", default=None, metavar="HOST:PORT", help="TF Serving gRPC, e.g. localhost:8500.")
-@click.option("--model", "models", multiple=True, help="A model this gateway fronts (repeat); default: any.")
 @click.option(
+    "--dev",
+    is_flag=True,
+    help="Flask's development server instead, for debugging: one process, a thread per request, every request "
+    "logged (so no --workers or --threads).",
+)
+@_setting("--tfserving-rest", default=None, metavar="URL", help="TF Serving REST, e.g. http://localhost:8501.")
+@_setting("--tfserving-grpc", default=None, metavar="HOST:PORT", help="TF Serving gRPC, e.g. localhost:8500.")
+@_setting(
+    "--model",
+    "models",
+    multiple=True,
+    help="A model this gateway fronts (repeat; comma-separated in the variable); default: any.",
+)
+@_setting(
     "--preprocessing",
     default=None,
     type=click.Path(dir_okay=False),
     help="meta.json / model_card.json whose recorded preprocessing to reproduce.",
 )
-@click.option("--user-dict", default=None, type=click.Path(dir_okay=False), help="jieba user dictionary.")
-@click.option("--stopwords", default=None, type=click.Path(dir_okay=False), help="Stopwords file.")
-@click.option(
-    "--api-key", "api_keys", multiple=True, help="Require X-API-Key (repeat for several; or TEXTCLF_API_KEYS)."
+@_setting("--user-dict", default=None, type=click.Path(dir_okay=False), help="jieba user dictionary.")
+@_setting("--stopwords", default=None, type=click.Path(dir_okay=False), help="Stopwords file.")
+@_setting(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    help="Require X-API-Key (repeat for several; comma-separated in the variable).",
 )
-@click.option(
+@_setting(
     "--routes",
     default=None,
     metavar="JSON|FILE",
     help='Weighted canary per model, e.g. \'{"news": {"stable": 90, "canary": 10}}\' or a JSON file; '
-    "sticky per X-Route-Key (or TEXTCLF_ROUTES).",
+    "sticky per X-Route-Key.",
 )
-@click.option(
+@_setting(
     "--shadow",
     default=None,
     metavar="JSON|FILE",
-    help='Shadow traffic per model, e.g. \'{"news": {"version_label": "canary", "sample": 0.2}}\' or a JSON file '
-    "(or TEXTCLF_SHADOW).",
+    help='Shadow traffic per model, e.g. \'{"news": {"version_label": "canary", "sample": 0.2}}\' or a JSON file.',
 )
-@click.option(
+@_setting(
     "--shadow-queue-size", type=int, default=None, help="Shadow copies queued per worker before dropping (default 64)."
 )
 @_limit_options
@@ -147,6 +182,8 @@ def serve(
 
     SIGTERM or Ctrl-C stops it (exit 0). --dev runs Flask's development server instead.
     """
+    if dev:
+        _reject_with_dev(workers=workers, threads=threads)
     from serving.gateway import production_server
 
     # before the config (and prometheus_client with it) is imported: the workers' metrics go to files
@@ -170,6 +207,20 @@ def serve(
         build_preprocessor(config)
         click.echo(f"gateway on http://{host}:{port} -> {upstream}", err=True)
         production_server.run(config, host=host, port=port, workers=workers, threads=threads)
+
+
+def _reject_with_dev(**server_options: int | None) -> None:
+    """--workers and --threads shape gunicorn; Flask's development server has neither, so saying one with --dev
+    is a mistake to name, not a setting to drop silently."""
+    context = click.get_current_context()
+    for name, value in server_options.items():
+        if value is not None:
+            given = (
+                f"{ENV_PREFIX}{name.upper()}"
+                if context.get_parameter_source(name) == ParameterSource.ENVIRONMENT
+                else f"--{name}"
+            )
+            raise click.UsageError(f"{given} does not apply with --dev (Flask's development server is one process)")
 
 
 @click.command()

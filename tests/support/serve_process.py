@@ -38,14 +38,18 @@ class Served:
 
 @contextlib.contextmanager
 def serving(model_server, tmp_path: Path, *flags: str, **env: str) -> Iterator[Served]:
-    """`textclf serve FLAGS` (model `news` over gRPC) with `env` on top of ours; the whole group stopped after."""
-    port = free_port()
+    """`textclf serve FLAGS` (model `news` over gRPC) with `env` on top of ours; the whole group stopped after.
+    A free port is passed as --port unless `env` names TEXTCLF_PORT; the URL follows TEXTCLF_HOST when given."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    cmd = [str(TEXTCLF), "serve", "--port", str(port), "--tfserving-grpc", model_server.grpc_target, "--model", "news"]
+    cmd = [str(TEXTCLF), "serve", "--tfserving-grpc", model_server.grpc_target, "--model", "news"]
+    port = env.get("TEXTCLF_PORT")
+    if port is None:
+        port = str(free_port())
+        cmd += ["--port", port]
     log = tmp_path / "serve.log"
     proc = start([*cmd, *flags], log, child_env(TMPDIR=str(tmp), **env))
-    served = Served(proc, f"http://127.0.0.1:{port}", log, tmp)
+    served = Served(proc, f"http://{env.get('TEXTCLF_HOST', '127.0.0.1')}:{port}", log, tmp)
     try:
         wait_until(
             lambda: requests.get(served.url + "/readyz", timeout=2).status_code == 200,

@@ -18,30 +18,41 @@ const api = {
     try {
       response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (error) {
-      return { ok: false, status: 0, body: null, requestId: "", ms: performance.now() - started, failure: String(error) };
+      const ms = performance.now() - started;
+      return { ok: false, status: 0, body: null, path, requestId: "", ms, failure: String(error) };
     }
     let parsed = null;
     try {
       parsed = await response.json();
     } catch (error) {
-      parsed = null; // not JSON (e.g. a proxy's HTML error page): errorText says so
+      parsed = null; // not JSON (e.g. a proxy's HTML page, even with a 200): errorText says so
     }
     return {
       ok: response.ok,
       status: response.status,
       body: parsed,
+      path,
       requestId: response.headers.get("X-Request-ID") || "",
       ms: performance.now() - started,
     };
   },
 };
 
+// A 2xx answer the page can draw: the gateway's JSON with its `field` list. Anything else (a proxy's HTML
+// page, even with a 200) goes to errorText, never into code that would throw and leave the page blank.
+function usable(reply, field) {
+  return reply.ok && reply.body !== null && typeof reply.body === "object" && Array.isArray(reply.body[field]);
+}
+
 // "code: message" from the gateway's {"error": {"code", "message"}}, or what went wrong on the way.
 function errorText(reply) {
   let text;
   if (reply.body && reply.body.error) text = `${reply.body.error.code}: ${reply.body.error.message}`;
   else if (reply.status === 0) text = `network error: ${reply.failure}`;
-  else text = `HTTP ${reply.status}: the answer is not the gateway's JSON`;
+  else {
+    const what = reply.body === null ? "not JSON" : "not the gateway's JSON";
+    text = `unexpected answer (${what}) from ${reply.path} (HTTP ${reply.status})`;
+  }
   return reply.requestId ? `${text} (request id ${reply.requestId})` : text;
 }
 
@@ -72,11 +83,16 @@ function askForKey(reply) {
 
 // ---- models panel ------------------------------------------------------------------------------
 let listedModels = [];
+// a refresh and a key change can load the models at once and be answered out of order: only the latest
+// request's answer is drawn
+let modelsSequence = 0;
 
 async function loadModels() {
+  const sequence = ++modelsSequence;
   const reply = await api.call("GET", "v1/models");
+  if (sequence !== modelsSequence) return;
   const message = $("models-message");
-  if (!reply.ok) {
+  if (!usable(reply, "models")) {
     showMessage(message, "error", reply.status === 401 ? askForKey(reply) : errorText(reply));
     return;
   }
@@ -141,20 +157,22 @@ function classifyRequest() {
   return request;
 }
 
+// Ctrl+Enter submits even while the button is disabled: as for the models, only the latest answer is drawn
+let classifySequence = 0;
+
 async function classify(event) {
   event.preventDefault();
+  const sequence = ++classifySequence;
   const button = $("classify");
   const request = classifyRequest();
   button.disabled = true;
   $("message").hidden = true;
   $("answer").hidden = true;
-  try {
-    const reply = await api.call("POST", "v1/classify", request);
-    if (reply.ok) renderAnswer(reply, request.texts);
-    else showMessage($("message"), "error", reply.status === 401 ? askForKey(reply) : errorText(reply));
-  } finally {
-    button.disabled = false;
-  }
+  const reply = await api.call("POST", "v1/classify", request); // never rejects: failures are replies too
+  if (sequence !== classifySequence) return;
+  button.disabled = false;
+  if (usable(reply, "results")) renderAnswer(reply, request.texts);
+  else showMessage($("message"), "error", reply.status === 401 ? askForKey(reply) : errorText(reply));
 }
 
 function renderAnswer(reply, texts) {

@@ -1,23 +1,29 @@
 """`textclf serve` as users run it: gunicorn workers in a real process against the real local model server,
-its request log, its metrics summed over workers, a clean SIGTERM stop, `--dev`, and one-line errors."""
+its request log, its metrics summed over workers, a clean SIGTERM stop, `--dev`, and one-line errors. That
+--workers / --threads reach gunicorn is read from gunicorn's own effective configuration, which it logs at
+GUNICORN_LOGLEVEL=debug (gunicorn.conf.py reads that variable)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import click
 import pytest
 import requests
+from click.testing import CliRunner
 
-from bench.processes import wait_until
+from bench.processes import free_port, wait_until
+from serving.gateway import config as gateway_config
 from serving.gateway.cli import serve
 from serving.gateway.config import GatewayConfig
-from tests.support.cli import textclf
+from tests.support.cli import cli_env, textclf
 from tests.support.serve_process import serving
 
 REQUEST_LINE = "POST /v1/classify 200"
@@ -25,6 +31,12 @@ REQUEST_LINE = "POST /v1/classify 200"
 
 def children(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def gunicorn_setting(log: str, name: str) -> str:
+    """A setting's value in gunicorn's "Current configuration" (logged at debug level)."""
+    (value,) = re.findall(rf"^  {name}: (.*)$", log, re.MULTILINE)
+    return value
 
 
 def group_gone(pgid: int) -> bool:
@@ -67,7 +79,11 @@ def test_serve_runs_gunicorn_workers_sums_their_metrics_and_stops_on_sigterm(mod
 
 @pytest.mark.slow
 def test_log_requests_writes_one_line_per_request_and_ctrl_c_stops_it(model_server, tmp_path):
-    with serving(model_server, tmp_path, "--workers", "1", "--log-requests") as served:
+    flags = ("--workers", "1", "--threads", "3", "--log-requests")
+    with serving(model_server, tmp_path, *flags, GUNICORN_LOGLEVEL="debug") as served:
+        log = served.log.read_text()
+        assert (gunicorn_setting(log, "workers"), gunicorn_setting(log, "threads")) == ("1", "3")
+        assert len(children(served.proc.pid)) == 1
         assert served.classify("我买了电脑", "logged-1").status_code == 200
         wait_until(lambda: "logged-1" in served.log.read_text(), timeout_s=10, what="the request line")
         os.killpg(served.proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole process group
@@ -75,6 +91,23 @@ def test_log_requests_writes_one_line_per_request_and_ctrl_c_stops_it(model_serv
         wait_until(lambda: group_gone(served.proc.pid), timeout_s=10, what="gunicorn workers gone")
     (line,) = [line for line in served.log.read_text().splitlines() if "logged-1" in line]
     assert REQUEST_LINE in line
+    assert "Traceback" not in served.log.read_text()
+
+
+@pytest.mark.slow
+def test_the_server_options_read_their_textclf_variables(model_server, tmp_path):
+    port = free_port()
+    env = {"TEXTCLF_HOST": "127.0.0.2", "TEXTCLF_PORT": str(port), "TEXTCLF_WORKERS": "1", "TEXTCLF_THREADS": "5"}
+    with serving(model_server, tmp_path, TEXTCLF_LOG_REQUESTS="1", GUNICORN_LOGLEVEL="debug", **env) as served:
+        assert served.url == f"http://127.0.0.2:{port}"  # the one it answered /readyz on
+        log = served.log.read_text()
+        assert gunicorn_setting(log, "bind") == f"['127.0.0.2:{port}']"
+        assert (gunicorn_setting(log, "workers"), gunicorn_setting(log, "threads")) == ("1", "5")
+        assert len(children(served.proc.pid)) == 1
+        assert served.classify("看足球", "from-env-1").json()["results"][0]["label"] == "体育"
+        with pytest.raises(requests.ConnectionError):  # TEXTCLF_HOST, not the default 127.0.0.1
+            requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        wait_until(lambda: "from-env-1" in served.log.read_text(), timeout_s=10, what="the request line")
     assert "Traceback" not in served.log.read_text()
 
 
@@ -99,6 +132,10 @@ def test_start_up_errors_are_one_line(tmp_path):
     one_error_line(textclf("serve", "--bogus"), 2, "No such option '--bogus'")
     one_error_line(textclf("serve", "--workers", "0", "--tfserving-grpc", "127.0.0.1:1"), 2, "--workers")
     one_error_line(textclf("serve"), 1, "exactly one of --tfserving-rest")
+    # Flask's development server is one process: gunicorn's shape, by flag or variable, is a mistake to name
+    one_error_line(textclf("serve", "--dev", "--workers", "4"), 2, "--workers does not apply with --dev")
+    threads = cli_env(TEXTCLF_THREADS="3")
+    one_error_line(textclf("serve", "--dev", env=threads), 2, "TEXTCLF_THREADS does not apply with --dev")
     missing = str(tmp_path / "missing.json")
     one_error_line(textclf("serve", "--tfserving-grpc", "127.0.0.1:1", "--preprocessing", missing), 1, "does not exist")
     with socket.socket() as taken:
@@ -115,3 +152,17 @@ def test_every_gateway_setting_is_a_serve_flag():
     flags = {param.name for param in serve.params}
     settings = {field.name for field in dataclasses.fields(GatewayConfig) if field.init}
     assert settings <= flags, settings - flags
+
+
+def test_serve_help_names_every_options_variable():
+    """--help shows each option's TEXTCLF_* variable; a setting's is the one GatewayConfig.from_env reads."""
+    shown = " ".join(CliRunner().invoke(serve, ["--help"], terminal_width=120).output.split())
+    context = click.Context(serve)
+    for param in serve.params:
+        if not isinstance(param, click.Option) or param.name == "dev":  # a debugging mode, chosen on the command line
+            continue
+        record = param.get_help_record(context)
+        assert record is not None, param.name
+        variable = f"{gateway_config.ENV_PREFIX}{str(param.name).upper()}"
+        assert f"env var: {variable}" in " ".join(record[1].split()), param.name
+        assert f"{record[0]} " in shown and variable in shown, param.name
