@@ -1,35 +1,27 @@
 """Start, wait for and stop the servers a benchmark or a drill runs, on free loopback ports.
 
 Every server runs in its own session (process group), so stopping it also stops the workers it forked
-(gunicorn's, the model server's), and a failed start leaves nothing behind.
+(gunicorn's, the model server's), and a failed start leaves nothing behind. The process plumbing itself is
+data_prep/processes.py, shared with `textclf pipeline`; this module adds the repo's environment and ModelServer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import requests
 
+from data_prep import processes
+from data_prep.processes import free_ports, kill, stop, wait_until
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 TEXTCLF = VENV_BIN / "textclf"
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports: all are held at once while the kernel picks them."""
-    with contextlib.ExitStack() as held:
-        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def free_port() -> int:
@@ -43,55 +35,8 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def start(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env or child_env(), cwd=REPO, start_new_session=True
-        )
-
-
-def stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM the whole group, then SIGKILL what is still there after `grace_s`."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(grace_s)
-    kill(proc)  # stragglers in the group, even when the leader is gone
-
-
-def kill(proc: subprocess.Popen) -> None:
-    """SIGKILL the whole group at once: no goodbye, as when a host dies."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
-
-
-def wait_until(
-    ready: Callable[[], bool],
-    *,
-    timeout_s: float,
-    proc: subprocess.Popen | None = None,
-    what: str = "server",
-    log: Path | None = None,
-) -> None:
-    """Poll `ready` until it holds; fail early when `proc` died, with the tail of its log."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}{_tail(log)}")
-        with contextlib.suppress(Exception):
-            if ready():
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s{_tail(log)}")
-
-
-def _tail(log: Path | None, lines: int = 15) -> str:
-    if log is None or not log.exists():
-        return ""
-    return "\n--- " + str(log) + "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    """data_prep.processes.start from the repo, appending to `log` (a restarted server keeps its history)."""
+    return processes.start(cmd, log, env=env or child_env(), cwd=REPO, append=True)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,21 +24,10 @@ from types import FrameType
 
 import click
 
+from data_prep.processes import free_ports
 from tfmodels.cli import OneLineCommand
 
 STOP_GRACE_SECONDS = 10.0  # SIGTERM first; SIGKILL for a worker still running after this
-
-
-def free_ports(count: int) -> list[int]:
-    """Loopback ports the OS reports free (all held open together, so they differ)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def tf_configs(ports: Sequence[int]) -> list[str]:

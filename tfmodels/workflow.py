@@ -9,15 +9,19 @@ stamp (tfmodels.stamps) in its output folder, so a rerun skips the steps whose i
 WORK/prepared/     `textclf prep` output (Contract 1) and prep's stamp
 WORK/run/          `textclf train` run folder and train's stamp; run/report/ holds evaluate's stamp
 WORK/export-stamp.json   what was published, and from what, to MODEL_BASE/NAME/<version>
-WORK/*.log         the servers' logs
+WORK/*.log         the servers' logs, this run's only
+WORK/.lock         held while a pipeline runs: a second one on the same WORK refuses
 
-The servers are child processes (`textclf model-server`, `textclf serve`): tfmodels never imports serving's
-packages (tests/test_import_layers.py).
+The servers are child processes (`textclf model-server`, `textclf serve`, through data_prep.processes): tfmodels
+never imports serving's packages (tests/test_import_layers.py). Ctrl-C, SIGTERM and SIGHUP (a closed terminal)
+stop them; once stopping, further signals are ignored so it finishes; and should the pipeline itself be killed,
+the children get SIGTERM from the kernel (data_prep.processes' die_with_parent).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import inspect
 import json
 import os
@@ -36,15 +40,26 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+import data_prep
 from data_prep.cli import prep
-from data_prep.dataset_format import META_FILE, read_meta
+from data_prep.dataset_format import META_FILE, SCHEMA_VERSION, read_meta
 from data_prep.errors import UserError
 from data_prep.json_file import read_json_object
+from data_prep.processes import check_bindable, check_running, http_url, start, stop, wait_until
 from data_prep.sources import open_source
 from tfmodels.cli import OneLineCommand, evaluate, export
 from tfmodels.family import FAMILIES
 from tfmodels.run_dir import RunDir
-from tfmodels.stamps import STAMP_FILE, Stamp, changes, jsonable, path_fingerprint, read_stamp
+from tfmodels.stamps import (
+    STAMP_FILE,
+    FileHasher,
+    Stamp,
+    changes,
+    installed_version,
+    jsonable,
+    read_stamp,
+    sources_digest,
+)
 
 PREP_SET_BY_PIPELINE = ("source", "out_dir", "force")
 TRAIN_SET_BY_PIPELINE = ("data", "out", "force")
@@ -55,6 +70,7 @@ READY_TIMEOUT_S = 300.0
 STOP_GRACE_S = 15.0
 SAMPLE_CHARS = 60
 TRY_ATTEMPTS = 3
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _family_commands() -> dict[str, click.Command]:
@@ -130,16 +146,38 @@ def pipeline(
     work = work or Path("runs") / name
     train_command = _family_commands()[family]
     prep_flags, prep_given, train_given = _route(ctx, flags, train_command, family)
-
-    prep_stamp = _prep(ctx, source, work / "prepared", prep_flags, prep_given)
-    run = RunDir(work / "run")
-    train_stamp, trained = _train(ctx, train_command, family, work / "prepared", run, train_given, prep_stamp)
-    evaluate_stamp = _evaluate(ctx, run, train_stamp, trained)
-    _export(run, model_base, name, work / "export-stamp.json", evaluate_stamp, tolerance=tolerance, force=force)
+    opened = open_source(source)  # a missing source fails before WORK is made
+    servers = Servers(work, model_base / name, name, host, port, grpc_port, rest_port)
     if serve or try_texts:
-        sample = try_texts[0] if try_texts else _sample_text(source, prep_flags)
-        servers = Servers(work, model_base / name, name, host, port, grpc_port, rest_port)
-        servers.run(work / "prepared" / META_FILE, sample, list(try_texts), keep_serving=serve)
+        servers.check_ports()  # now, rather than after minutes of training
+
+    with _work_lock(work):
+        prep_stamp = _prep(ctx, source, opened.sha256(), work / "prepared", prep_flags, prep_given)
+        run = RunDir(work / "run")
+        train_stamp, trained = _train(ctx, train_command, family, work / "prepared", run, train_given, prep_stamp)
+        evaluate_stamp = _evaluate(ctx, run, train_stamp, trained)
+        _export(run, model_base, name, work / "export-stamp.json", evaluate_stamp, tolerance=tolerance, force=force)
+        if serve or try_texts:
+            sample = try_texts[0] if try_texts else _sample_text(source, prep_flags)
+            servers.run(work / "prepared" / META_FILE, sample, list(try_texts), keep_serving=serve)
+
+
+@contextlib.contextmanager
+def _work_lock(work: Path) -> Iterator[None]:
+    """One pipeline per WORK: two would train into one run folder and publish each other's model."""
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / ".lock", "a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip()
+            by = f" (pid {holder})" if holder.isdigit() else ""
+            raise UserError(f"{work} is in use by another `textclf pipeline`{by}; wait for it or use --work") from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield  # the lock goes with the file's closing, or with the process
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -163,13 +201,36 @@ def _route(
     return prep_flags, prep_given, train_given
 
 
-def _flag_inputs(given: dict[str, Any]) -> dict[str, Any]:
-    """A step's flags as its stamp records them, with a fingerprint of each file or folder a flag names."""
+def _flag_inputs(given: dict[str, Any], hasher: FileHasher) -> dict[str, Any]:
+    """A step's flags as its stamp records them, with the content hash of each file or folder a flag names."""
     inputs = {k: v for k, v in sorted(given.items()) if k not in OUTPUT_NEUTRAL}
     return {
         "flags": {k: jsonable(v) for k, v in inputs.items()},
-        "files": {k: path_fingerprint(v) for k, v in inputs.items() if isinstance(v, Path)},
+        "files": {k: hasher.fingerprint(v) for k, v in inputs.items() if isinstance(v, Path)},
     }
+
+
+def _prep_code() -> dict[str, Any]:
+    """What makes the prepared data besides its inputs: the format, the segmenter and data_prep's code."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "textclf": installed_version("textclf"),
+        "jieba": installed_version("jieba"),
+        "data_prep": sources_digest(Path(data_prep.__file__).parent),
+    }
+
+
+def _train_code() -> dict[str, Any]:
+    """What makes the model besides its inputs: tfmodels' code (every family and the shared trainer) and TF."""
+    return {
+        "textclf": installed_version("textclf"),
+        "tensorflow": installed_version("tensorflow"),
+        "tfmodels": sources_digest(Path(__file__).parent),
+    }
+
+
+def _hasher(recorded: dict[str, Any] | None) -> FileHasher:
+    return FileHasher(recorded.get("file_cache") if recorded else None)
 
 
 def _announce(step: str, why: str | None, doing: str, kept: str = "") -> bool:
@@ -178,18 +239,23 @@ def _announce(step: str, why: str | None, doing: str, kept: str = "") -> bool:
     return why is not None
 
 
-def _prep(ctx: click.Context, source: str, out: Path, flags: dict[str, Any], given: dict[str, Any]) -> Stamp:
+def _prep(
+    ctx: click.Context, source: str, data_hash: str, out: Path, flags: dict[str, Any], given: dict[str, Any]
+) -> Stamp:
+    recorded = read_stamp(out / STAMP_FILE) if (out / META_FILE).is_file() else None
+    hasher = _hasher(recorded)
+    inputs = {"source": source, **_flag_inputs(given, hasher), "code": _prep_code()}
+
     def stamp(data_hash: str) -> Stamp:
         # the source's sha256, as meta.json records it (its `data_hash` in the model card)
-        return Stamp("prep", {"source": source, "data_hash": data_hash, **_flag_inputs(given)})
+        return Stamp("prep", {**inputs, "data_hash": data_hash})
 
-    current = stamp(open_source(source).sha256())
-    recorded = read_stamp(out / STAMP_FILE) if (out / META_FILE).is_file() else None
+    current = stamp(data_hash)
     if not _announce("prep", changes(current, recorded), f"{source} -> {out}"):
         return current
     ctx.invoke(prep, source=source, out_dir=out, force=True, **flags)
     done = stamp(read_meta(out)["source"]["sha256"])  # what prep read, should the source change meanwhile
-    done.write(out / STAMP_FILE, done=True)
+    done.write(out / STAMP_FILE, done=True, file_cache=hasher.cache)
     return done
 
 
@@ -203,16 +269,18 @@ def _train(
     upstream: Stamp,
 ) -> tuple[Stamp, bool]:
     """(train's stamp, whether it trained now). An interrupted run with the same inputs resumes."""
-    current = Stamp("train", {"family": family, **_flag_inputs(given), "prep": upstream.digest})
     path = run.path / STAMP_FILE
     recorded = read_stamp(path)
+    hasher = _hasher(recorded)
+    inputs = {"family": family, **_flag_inputs(given, hasher), "code": _train_code(), "prep": upstream.digest}
+    current = Stamp("train", inputs)
     why = changes(current, recorded) if run.model.exists() or run.backup_progress.is_file() else "new"
     resume = why == "unfinished" and run.backup_progress.is_file()
     if not _announce("train", why, f"{family} -> {run.path}"):
         return current, False
-    current.write(path, done=False)
+    current.write(path, done=False, file_cache=hasher.cache)
     ctx.invoke(command, data=data, out=run.path, force=not resume, **given)
-    current.write(path, done=True)
+    current.write(path, done=True, file_cache=hasher.cache)
     return current, True
 
 
@@ -265,21 +333,19 @@ def _sample_text(source: str, prep_flags: dict[str, Any]) -> str:
     return "你好"
 
 
-class Stopped(Exception):
-    """SIGTERM arrived: stop the servers like Ctrl-C does."""
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: stop the servers like Ctrl-C does (a BaseException, as KeyboardInterrupt is,
+    so no `except Exception` on the way, such as a readiness poll's, swallows it)."""
 
 
 def _raise_stopped(signum: int, frame: Any) -> None:
     raise Stopped
 
 
-@contextlib.contextmanager
-def _sigterm_stops() -> Iterator[None]:
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _say(line: str) -> None:
+    """Echo while stopping: after a SIGHUP the terminal is gone, and that must not keep a server running."""
+    with contextlib.suppress(OSError):
+        click.echo(line)
 
 
 def _get_json(url: str) -> Any:
@@ -292,39 +358,52 @@ def _get_json(url: str) -> Any:
 
 
 class Servers:
-    """`textclf model-server` and `textclf serve` as child processes, each in its own process group so
-    stopping one also stops what it forked (gunicorn's workers), and a terminal's Ctrl-C reaches only us."""
+    """`textclf model-server` and `textclf serve` as child processes (data_prep.processes.start: own session,
+    log emptied per run, SIGTERM on the pipeline's death)."""
 
     def __init__(
         self, work: Path, model_dir: Path, name: str, host: str, port: int, grpc_port: int, rest_port: int
     ) -> None:
         self.work, self.model_dir, self.name = work, model_dir.resolve(), name
         self.host, self.port, self.grpc_port, self.rest_port = host, port, grpc_port, rest_port
-        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        self.gateway = f"http://{local}:{port}"
-        self.rest = f"http://127.0.0.1:{rest_port}"
+        self.gateway = http_url(host, port)
+        self.rest = http_url("127.0.0.1", rest_port)
         self.procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
 
+    def check_ports(self) -> None:
+        """A server already on a port (a stale one from an earlier run, say) would answer in our child's place."""
+        check_bindable(self.host, self.port)
+        check_bindable("127.0.0.1", self.grpc_port)  # where the model server binds
+        check_bindable("127.0.0.1", self.rest_port)
+
     def run(self, meta: Path, sample: str, try_texts: list[str], *, keep_serving: bool) -> None:
-        with _sigterm_stops():
+        previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
+        try:
+            self.check_ports()
+            self._start_both(meta)
+            body = json.dumps({"model": self.name, "texts": [sample], "top_k": 2}, ensure_ascii=False)
+            click.echo(f"page: {self.gateway}/")
+            click.echo(f"curl -s {self.gateway}/v1/classify -H 'Content-Type: application/json' -d {shlex.quote(body)}")
+            if try_texts:
+                self._try(try_texts)
+            if keep_serving:
+                click.echo("serving until Ctrl-C (or SIGTERM)")
+                self._watch()
+        except (KeyboardInterrupt, Stopped):
+            pass
+        finally:
+            for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the stopping short and orphan a server
+                signal.signal(sig, signal.SIG_IGN)
             try:
-                self._start_both(meta)
-                body = json.dumps({"model": self.name, "texts": [sample], "top_k": 2}, ensure_ascii=False)
-                click.echo(f"page: {self.gateway}/")
-                click.echo(
-                    f"curl -s {self.gateway}/v1/classify -H 'Content-Type: application/json' -d {shlex.quote(body)}"
-                )
-                if try_texts:
-                    self._try(try_texts)
-                if keep_serving:
-                    click.echo("serving until Ctrl-C (or SIGTERM)")
-                    self._watch()
-            except (KeyboardInterrupt, Stopped):
-                click.echo("stopping the servers")
+                if self.procs:
+                    _say("stopping the servers")
+                with contextlib.ExitStack() as stopping:  # each one stopped, even if stopping another fails
+                    for _, proc, _ in self.procs:
+                        stopping.callback(stop, proc, STOP_GRACE_S)
             finally:
-                for _, proc, _ in reversed(self.procs):
-                    _stop(proc)
-        click.echo("stopped the model server and the gateway")
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        _say("stopped the model server and the gateway")
 
     def _start_both(self, meta: Path) -> None:
         model_server = [
@@ -338,43 +417,27 @@ class Servers:
         gateway = ["serve", "--host", self.host, "--port", str(self.port)]
         gateway += ["--tfserving-grpc", f"127.0.0.1:{self.grpc_port}", "--model", self.name]
         gateway += ["--preprocessing", str(meta.resolve())]
-        self._start("gateway", gateway, lambda: _get_json(f"{self.gateway}/readyz") is not None)
+        self._start("gateway", gateway, lambda: self._check_alive() and _get_json(f"{self.gateway}/readyz") is not None)
 
     def _start(self, what: str, args: list[str], ready: Callable[[], bool]) -> None:
         log = self.work / f"{what.replace(' ', '-')}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "textclf", *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        proc = start([sys.executable, "-m", "textclf", *args], log, die_with_parent=True)
         self.procs.append((what, proc, log))
         click.echo(f"{what}: starting, pid {proc.pid}, log {log}")
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not ready():
-            self._check_alive()
-            if time.monotonic() > deadline:
-                raise UserError(f"the {what} was not ready after {READY_TIMEOUT_S:.0f} s; see {log}")
-            time.sleep(0.5)
+        wait_until(ready, timeout_s=READY_TIMEOUT_S, proc=proc, what=what, log=log, poll_s=0.5)
         click.echo(f"{what}: ready")
 
     def _model_available(self) -> bool:
         status = _get_json(f"{self.rest}/v1/models/{self.name}") or {}
         return any(v.get("state") == "AVAILABLE" for v in status.get("model_version_status", []))
 
-    def _check_alive(self) -> None:
+    def _check_alive(self) -> bool:
         for what, proc, log in self.procs:
-            if proc.poll() is not None:
-                lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-                last = f": {lines[-1].strip()}" if lines else ""
-                raise UserError(f"the {what} exited with code {proc.returncode}{last} (see {log})")
+            check_running(proc, what, log)
+        return True
 
     def _watch(self) -> None:
-        while True:
-            self._check_alive()
+        while self._check_alive():
             time.sleep(1)
 
     def _try(self, texts: list[str]) -> None:
@@ -396,18 +459,6 @@ class Servers:
         click.echo(f"classify: model {answer['model']} version {answer['version']}, request {answer['request_id']}")
         for text, result in zip(texts, answer["results"], strict=True):
             click.echo(f"  {result['label']}\t{result['score']:.3f}\t{text}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the child's process group, then SIGKILL whatever of it is left after a grace period."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(STOP_GRACE_S)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 pipeline.params.extend(_forwarded_params())

@@ -15,7 +15,6 @@ import logging
 import os
 import runpy
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
-from data_prep.errors import UserError
+from data_prep.processes import check_bindable
 
 if TYPE_CHECKING:  # imported for real only after the metrics folder is set (config.py pulls in prometheus_client)
     from flask import Flask
@@ -59,20 +58,6 @@ def multiprocess_metrics_dir() -> Iterator[str]:
         if os.getpid() == owner:
             os.environ.pop(MULTIPROC_ENV, None)
             shutil.rmtree(directory, ignore_errors=True)
-
-
-def check_bindable(host: str, port: int) -> None:
-    """Fail in one line when host:port cannot be listened on (gunicorn would retry and log for 5 s)."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 class GatewayServer(BaseApplication):
