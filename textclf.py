@@ -47,7 +47,7 @@ _TF_CHATTER = (
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.$"
     r"|E\d{4} [\d:.]+ +\d+ \S+:\d+\] failed call to cuInit: "
     r"|E\d{4} [\d:.]+ +\d+ \S+:\d+\] oneDNN supports DT_\w+ only on platforms with AVX-512\. "
-    r"Falling back to the default Eigen-type implementation"
+    r"Falling back to the default Eigen-"
 )
 # The filter runs in its own process (argv[1] is _TF_CHATTER): it reads the pipe on its stdin and writes every
 # other line to its stdout, the real stderr. A process of its own, not a thread, so that what the command wrote

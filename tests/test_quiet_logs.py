@@ -24,7 +24,7 @@ ABSL_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called 
 ONEDNN_NOTE = "oneDNN custom operations are on"
 ONEDNN_INT64 = (
     "E0000 00:00:1700000000.000000    1234 util.cc:131] oneDNN supports DT_INT64 only on platforms with AVX-512. "
-    "Falling back to the default Eigen-type implementation for this op."
+    "Falling back to the default Eigen-based implementation if present."
 )
 FATAL = "F0000 00:00:1700000000.000000    1234 cpu_feature_guard.cc:1] This TensorFlow binary needs AVX."
 SERVER_ERROR = "Error: Failed to start server"
