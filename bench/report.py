@@ -193,6 +193,21 @@ def markdown(results: dict[str, Any], plot_rel: str) -> str:
             _row("gateway, 4x overload", over),
             "",
         ]
+    cli = results.get("serve_cli")
+    if cli:
+        out += [
+            f"## `textclf serve` as users run it ({cli['connections']} clients)",
+            "",
+            "`--dev` is Flask's development server, which `textclf serve` was before it ran gunicorn; the last row "
+            "is today's default (gunicorn with `gunicorn.conf.py`, the buffering worker, coalescing on).",
+            "",
+            HEADER,
+        ]
+        out += [
+            _row(f"textclf serve{' --dev' if p['dev'] else ''}, {p['upstream']} upstream", p)
+            for name, p in cli.items()
+            if isinstance(p, dict)
+        ] + [""]
     threads = results.get("tf_threads")
     if threads:
         out += [
