@@ -20,6 +20,15 @@ MALFORMED = {
     "100 KB URL": b"GET /" + b"a" * 102400 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
     "Transfer-Encoding: gzip": b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
 }
+# what the gateway's own front (the buffering gunicorn worker) answers to each, as (status, stable code)
+FRONT_ERRORS = {
+    "malformed request line": (400, "bad_request"),
+    "Content-Length: abc": (400, "bad_request"),
+    "CR in a header value": (400, "bad_request"),
+    "10 KB header": (431, "headers_too_large"),
+    "100 KB URL": (414, "uri_too_long"),
+    "Transfer-Encoding: gzip": (400, "bad_request"),
+}
 
 
 @dataclass

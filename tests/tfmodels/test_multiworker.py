@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import ROOT, cli_env, textclf
+from tests.support.cli import ROOT, cli_env, textclf, wait_for_second_epoch_backup
 from tests.support.corpus import SMALL
 from tfmodels.launch import free_ports, run_workers, tf_configs
 
@@ -212,13 +212,8 @@ def test_a_killed_worker_stops_launch_and_the_same_command_resumes(prepared: Pat
     env = cli_env(TEXTCLF_TEST_TAG=tag)
     with (tmp_path / "first.log").open("w") as log:
         first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        backup = run / "backup" / "training_metadata.json"
         try:
-            in_second_epoch, deadline = False, time.monotonic() + 300
-            while not in_second_epoch and time.monotonic() < deadline and first.poll() is None:
-                # a backup taken in the second epoch: kill a worker mid-epoch
-                in_second_epoch = backup.is_file() and json.loads(backup.read_text() or "{}").get("epoch", 0) >= 1
-                time.sleep(0.2)
+            in_second_epoch = wait_for_second_epoch_backup(run, first)  # then kill a worker mid-epoch
             pid = worker_pid(tag, 1)
             assert first.poll() is None and pid, "training ended first:\n" + (tmp_path / "first.log").read_text()
             assert in_second_epoch, "no backup of the second epoch within 300 s"
@@ -229,7 +224,7 @@ def test_a_killed_worker_stops_launch_and_the_same_command_resumes(prepared: Pat
             first.wait()
     output = (tmp_path / "first.log").read_text()
     assert "Error: worker 1 was killed by SIGKILL; stopped the others" in output
-    assert not (run / "model").exists() and backup.is_file()
+    assert not (run / "model").exists() and (run / "backup" / "training_metadata.json").is_file()
 
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr

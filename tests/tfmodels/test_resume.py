@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import ROOT, cli_env, textclf
+from tests.support.cli import ROOT, cli_env, textclf, wait_for_second_epoch_backup
 from tests.support.corpus import SMALL
 
 pytestmark = pytest.mark.slow
@@ -46,13 +44,8 @@ def test_killed_run_resumes_from_backup(prepared: Path, tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    backup = run / "backup" / "training_metadata.json"
     try:
-        in_second_epoch, deadline = False, time.monotonic() + 300
-        while not in_second_epoch and time.monotonic() < deadline and first.poll() is None:
-            # a backup taken in the second epoch: kill mid-epoch
-            in_second_epoch = backup.is_file() and json.loads(backup.read_text() or "{}").get("epoch", 0) >= 1
-            time.sleep(0.2)
+        in_second_epoch = wait_for_second_epoch_backup(run, first)  # then kill mid-epoch
         assert first.poll() is None, "training ended before it could be interrupted:\n" + first.stdout.read()
         assert in_second_epoch, "no backup of the second epoch within 300 s"
     finally:

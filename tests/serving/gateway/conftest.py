@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from serving.contract import TEXT_INPUT, TOKENS_INPUT
+from tests.support.fake_upstream import FakeUpstream, fake_app
 from tests.support.servers import ModelServer
 from tests.support.tiny_models import build
 
@@ -89,3 +90,19 @@ def make_client(model_server: ModelServer):
     yield make
     for app in apps:
         gateway(app).upstream.close()
+
+
+# ---------------------------------------------------------------- in-process, on the FakeUpstream
+@pytest.fixture
+def fake() -> FakeUpstream:
+    return FakeUpstream()
+
+
+@pytest.fixture
+def make_fake_client(fake):
+    """A Flask test client of the gateway on the in-process fake upstream; settings as keyword overrides."""
+
+    def make(**overrides: object):
+        return fake_app(fake, **overrides).test_client()
+
+    return make

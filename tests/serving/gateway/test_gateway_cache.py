@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from data_prep.errors import UserError
 from serving.gateway.cache import ResponseCache
 from serving.gateway.config import GatewayConfig
-from tests.support.fake_upstream import FakeUpstream, FakeVersion, fake_app
+from tests.support.fake_upstream import FakeUpstream, FakeVersion
 from tests.support.openapi_check import check_response
 
 # ---------------------------------------------------------------- the LRU alone
@@ -126,14 +126,11 @@ def test_lru_under_concurrent_threads_keeps_its_bounds_and_answers():
 
 
 @pytest.fixture
-def fake() -> FakeUpstream:
-    return FakeUpstream()
+def make_fake_client(make_fake_client):
+    """conftest's, with the cache on."""
 
-
-@pytest.fixture
-def make_fake_client(fake):
     def make(**overrides: object):
-        return fake_app(fake, **{"cache_entries": 100, **overrides}).test_client()
+        return make_fake_client(**{"cache_entries": 100, **overrides})
 
     return make
 

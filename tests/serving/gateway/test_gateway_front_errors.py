@@ -6,17 +6,10 @@ from __future__ import annotations
 import pytest
 
 from serving.gateway.errors import CODES
-from tests.support.raw_http import MALFORMED, exchange
+from tests.support.raw_http import FRONT_ERRORS, MALFORMED, exchange
 from tests.support.serve_process import serving
 
-EXPECTED = {
-    "malformed request line": (400, "bad_request"),
-    "Content-Length: abc": (400, "bad_request"),
-    "CR in a header value": (400, "bad_request"),
-    "10 KB header": (431, "headers_too_large"),
-    "100 KB URL": (414, "uri_too_long"),
-    "Transfer-Encoding: gzip": (400, "bad_request"),
-}
+EXPECTED = FRONT_ERRORS
 
 
 @pytest.fixture(scope="module")

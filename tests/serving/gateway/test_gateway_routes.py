@@ -17,11 +17,6 @@ from tests.support.openapi_check import check_response
 
 
 @pytest.fixture
-def fake() -> FakeUpstream:
-    return FakeUpstream()
-
-
-@pytest.fixture
 def make_client(fake):
     def make(**overrides: object):
         return fake_app(fake, **overrides).test_client()

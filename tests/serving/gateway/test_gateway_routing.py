@@ -17,24 +17,10 @@ from data_prep.errors import UserError
 from serving.gateway.app import create_app
 from serving.gateway.config import GatewayConfig
 from serving.gateway.routing import key_point
-from tests.support.fake_upstream import FakeUpstream, fake_app
 from tests.support.openapi_check import check_response
 
 CANARY_10 = json.dumps({"news": {"stable": 90, "canary": 10}})
 REQUESTS = 2000
-
-
-@pytest.fixture
-def fake() -> FakeUpstream:
-    return FakeUpstream()
-
-
-@pytest.fixture
-def make_fake_client(fake):
-    def make(**overrides: object):
-        return fake_app(fake, **overrides).test_client()
-
-    return make
 
 
 def answered(client, key: str | None = None, **body) -> int:
