@@ -16,18 +16,16 @@ _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
 
 
 @functools.cache
-def _control_chars() -> re.Pattern[str]:
-    """Unicode control (Cc) and format (Cf) characters, e.g. NUL, zero-width space, BOM.
+def _control_chars() -> dict[int, None]:
+    """A str.translate table deleting Unicode control (Cc) and format (Cf) characters, e.g. NUL, zero-width
+    space, BOM (translate is several times faster than a regex character class of them).
 
     Built on first use (it scans every code point) so importing this module stays cheap.
     Whitespace controls (tab, newline) become a space instead, so words on two lines stay apart.
     """
-    chars = "".join(
-        re.escape(chr(c))
-        for c in range(sys.maxunicode + 1)
-        if unicodedata.category(chr(c)) in ("Cc", "Cf") and not chr(c).isspace()
+    return dict.fromkeys(
+        c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Cc", "Cf") and not chr(c).isspace()
     )
-    return re.compile(f"[{chars}]+")
 
 
 def clean_text(text: str, *, max_chars: int | None = None) -> str:
@@ -36,8 +34,11 @@ def clean_text(text: str, *, max_chars: int | None = None) -> str:
     text = html.unescape(_TAG.sub(" ", text))
     text = unicodedata.normalize("NFKC", text)
     text = _TAG.sub(" ", text)  # tags that only appear after NFKC (full-width < and >)
-    text = _control_chars().sub("", text)
     text = " ".join(text.split())
+    # a printable text holds no control or format character: the common case skips the deletion; deleting
+    # after collapsing whitespace, then collapsing again, gives what deleting first would
+    if not text.isprintable():
+        text = " ".join(text.translate(_control_chars()).split())
     if max_chars is not None:
         text = text[:max_chars].rstrip()
     return text

@@ -26,6 +26,7 @@ from data_prep.dataset_format import META_FILE, SCHEMA_VERSION, SPLITS
 from data_prep.errors import UserError
 from data_prep.progress import Progress
 from data_prep.report import write_report
+from data_prep.segment import DEFAULT_BACKEND
 from data_prep.shards import ShardWriter, shard_count
 from data_prep.sources import Source, open_source
 from data_prep.splitting import DEFAULT_RATIOS, assign_splits, check_ratios
@@ -80,6 +81,7 @@ def prepare_dataset(
     max_chars: int | None = None,
     min_count_per_label: int = 0,
     hmm: bool = True,
+    segmenter: str = DEFAULT_BACKEND,
     force: bool = False,
     progress: bool = False,
     **source_options: Any,
@@ -98,7 +100,7 @@ def prepare_dataset(
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     src = open_source(source, **source_options)
-    with WorkerPool(workers, PreprocessorSpec(user_dict, hmm, stopwords, max_chars)) as pool:
+    with WorkerPool(workers, PreprocessorSpec(user_dict, hmm, stopwords, max_chars, segmenter)) as pool:
         with Progress("read", "rows", enabled=progress) as read:
             scan = _scan(src, pool, read)
         plan = _plan(scan, ratios, seed, min_count_per_label, source)

@@ -2,8 +2,9 @@
 
 `textclf prep` writes `Preprocessor.config()` into meta.json under "preprocessing"; training copies it
 into the model card; the gateway and `textclf predict` rebuild the object with `from_config`, which
-refuses a config this installation cannot reproduce (other jieba, other dictionary): that is the guard
-against training/serving skew. TensorFlow-free.
+refuses a config this installation cannot reproduce (another segmenter backend or version, another
+dictionary): that is the guard against training/serving skew. A config without "backend" was written
+before there was a choice, by jieba. TensorFlow-free.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jieba
-
 from data_prep.clean import CLEANING, clean_text
 from data_prep.errors import UserError
-from data_prep.segment import Segmenter, file_sha256
+from data_prep.segment import Segmenter, backend_version, file_sha256, version_key
 
 
 class Preprocessor:
@@ -31,20 +30,22 @@ class Preprocessor:
         try:
             cleaning, seg = cfg["cleaning"], cfg["segmenter"]
             wanted = {key: cleaning[key] for key in CLEANING}
-            max_chars, version, hmm = cleaning["max_chars"], seg["jieba_version"], seg["hmm"]
-        except (KeyError, TypeError) as exc:
+            max_chars, hmm, backend = cleaning["max_chars"], seg["hmm"], seg.get("backend", "jieba")
+            installed = backend_version(backend)  # an unknown or missing backend is named before its version
+            version = seg[version_key(backend)]
+        except (KeyError, TypeError, AttributeError) as exc:
             raise UserError(
                 f"preprocessing config is incomplete (missing {exc}); was it written by `textclf prep`?"
             ) from None
         if wanted != CLEANING:
             raise UserError(f"preprocessing config asks for cleaning {wanted}, this textclf cleans as {CLEANING}")
-        if version != jieba.__version__:
+        if version != installed:
             raise UserError(
-                f"preprocessing config was made with jieba {version}, installed is jieba {jieba.__version__}"
+                f"preprocessing config was made with {backend} {version}, installed is {backend} {installed}"
             )
         _check_file("user dictionary", "--user-dict", seg.get("user_dict_sha256"), user_dict)
         _check_file("stopwords file", "--stopwords", seg.get("stopwords_sha256"), stopwords)
-        return cls(Segmenter(user_dict=user_dict, hmm=hmm, stopwords=stopwords), max_chars=max_chars)
+        return cls(Segmenter(user_dict=user_dict, hmm=hmm, stopwords=stopwords, backend=backend), max_chars=max_chars)
 
     def config(self) -> dict[str, Any]:
         return {"cleaning": {**CLEANING, "max_chars": self.max_chars}, "segmenter": self.segmenter.config()}
@@ -53,7 +54,7 @@ class Preprocessor:
         return clean_text(text, max_chars=self.max_chars)
 
     def tokens(self, text: str) -> str:
-        """Raw text -> jieba words joined by one space (= segment(clean(text)))."""
+        """Raw text -> words joined by one space (= segment(clean(text)))."""
         return self.segmenter.tokens(self.clean(text))
 
 

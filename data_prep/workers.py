@@ -1,7 +1,7 @@
 """Clean + fingerprint and clean + segment chunks of texts in worker processes, results in input order.
 
 Workers are started with 'spawn' (no forked copy of the parent's memory or threads) and import only
-this module, i.e. data_prep's cleaning and jieba, never TensorFlow. At most `window` chunks are in
+this module, i.e. data_prep's cleaning and the segmenter backend, never TensorFlow. At most `window` chunks are in
 flight, so a corpus of any size passes through in constant memory (Pool.imap would read ahead without
 bound).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from data_prep.preprocess import Preprocessor
-from data_prep.segment import Segmenter
+from data_prep.segment import DEFAULT_BACKEND, Segmenter
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -30,9 +30,10 @@ class PreprocessorSpec(NamedTuple):
     hmm: bool
     stopwords: Path | None
     max_chars: int | None
+    backend: str = DEFAULT_BACKEND
 
     def build(self) -> Preprocessor:
-        segmenter = Segmenter(user_dict=self.user_dict, hmm=self.hmm, stopwords=self.stopwords)
+        segmenter = Segmenter(user_dict=self.user_dict, hmm=self.hmm, stopwords=self.stopwords, backend=self.backend)
         return Preprocessor(segmenter, max_chars=self.max_chars)
 
 
@@ -67,7 +68,7 @@ def fingerprint(texts: list[str]) -> list[tuple[bytes, int] | None]:
 
 
 def segment(texts: list[str]) -> list[tuple[str, str]]:
-    """Per text: (cleaned text, its jieba tokens joined by one space)."""
+    """Per text: (cleaned text, its words joined by one space)."""
     preprocessor = _worker_preprocessor()
     out = []
     for text in texts:

@@ -14,6 +14,7 @@ from data_prep.clean import clean_text
         ("<p>很<b>好</b>看</p>&amp;&lt;i&gt;&lt;3&gt; &nbsp;", "很 好 看 & <3>"),  # tags, entities, escaped tags
         ("<!-- 注释 -->正文", "正文"),
         ("a\x00b\u200bc\ufeffd\x7f", "abcd"),  # control and format characters (NUL, zero-width space, BOM, DEL)
+        ("词 \u200b\x00 词\u00ad\n\x85句", "词 词 句"),  # a word of only controls leaves one space; NEL is a space
         ("  第一行\n\n第二行\t\r\n  第三行\u3000 ", "第一行 第二行 第三行"),  # whitespace, ideographic space
         ("3 < 5 and 6 > 2", "3 < 5 and 6 > 2"),  # a lone < is text, not a tag
         ("", ""),
