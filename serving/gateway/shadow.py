@@ -4,8 +4,8 @@
 which share of requests is copied, e.g. `{"sentiment": {"version_label": "canary", "sample": 0.2}}`
 (`"version": N` or `"model": "other"` instead of, or with, the label). After a successful classify the
 route hands the request to `ShadowSender.offer`, which only samples and appends to a bounded queue (or
-drops the copy and counts it when the queue is full); one daemon worker thread per gateway app sends the
-copies and compares their answers with the primary's. The caller never waits for, or fails because of,
+drops the copy and counts it when the queue is full); one daemon thread per gateway app (background.py) sends
+the copies and compares their answers with the primary's. The caller never waits for, or fails because of,
 its shadow.
 
 The shadow call goes through a `Classifier` with the gateway's own preprocessor (the same jieba and
@@ -20,8 +20,6 @@ import json
 import logging
 import math
 import random
-import threading
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from data_prep.errors import UserError
+from serving.gateway.background import BackgroundQueue
 from serving.gateway.classifier import Classification, Classifier
 from serving.gateway.errors import ApiError
 from serving.gateway.signatures import SignatureCache
@@ -150,8 +149,7 @@ class _Copy:
 
 
 class ShadowSender:
-    """A bounded queue of shadow copies and the one daemon thread that sends them (started on first use,
-    and again in a forked child, whose copy of the thread is gone)."""
+    """Samples classify requests into a BackgroundQueue whose thread sends and compares the copies."""
 
     def __init__(
         self,
@@ -167,11 +165,13 @@ class ShadowSender:
         self.metrics = metrics
         self.queue_size = queue_size
         self._sample = sample
-        self._cond = threading.Condition()
-        self._queue: deque[_Copy] = deque()
-        self._pending = 0  # queued + being sent
-        self._closed = False
-        self._worker: threading.Thread | None = None
+        self._queue: BackgroundQueue[_Copy] = BackgroundQueue(
+            "textclf-shadow",
+            queue_size,
+            lambda copies: self._send(copies[0]),
+            on_dropped=lambda copy: metrics.drops.labels(copy.model).inc(),
+            batch=False,
+        )
 
     def offer(self, model: str, texts: Sequence[str], primary: Classification) -> None:
         """After a successful classify: maybe queue a copy. Never blocks on, and never raises for, the shadow."""
@@ -185,56 +185,15 @@ class ShadowSender:
             tuple(str(r["label"]) for r in primary.results),
             tuple(float(r["score"]) for r in primary.results),
         )
-        with self._cond:
-            if self._closed:
-                return
-            if len(self._queue) >= self.queue_size or not self._start_worker():
-                self.metrics.drops.labels(model).inc()
-                return
-            self._queue.append(copy)
-            self._pending += 1
-            self._cond.notify_all()
+        self._queue.offer(lambda: copy)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every queued copy has been sent and compared; False if `timeout` passed first."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+        return self._queue.join(timeout)
 
     def close(self, timeout: float | None = None) -> None:
         """Stop taking copies; the worker finishes what is queued and exits."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-            worker = self._worker
-        if worker is not None:
-            worker.join(timeout)
-
-    def _start_worker(self) -> bool:  # under self._cond; False if no thread could be started
-        if self._worker is None or not self._worker.is_alive():
-            worker = threading.Thread(target=self._run, name="textclf-shadow", daemon=True)
-            try:
-                worker.start()
-            except RuntimeError:  # "can't start new thread": drop the copy, never fail the caller
-                log.exception("cannot start the shadow worker")
-                return False
-            self._worker = worker
-        return True
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._queue or self._closed)
-                if not self._queue:
-                    return
-                copy = self._queue.popleft()
-            try:
-                self._send(copy)
-            except Exception:  # a bug here must not kill the worker
-                log.exception("shadow copy of a %r request failed unexpectedly", copy.model)
-            finally:
-                with self._cond:
-                    self._pending -= 1
-                    self._cond.notify_all()
+        self._queue.close(timeout)
 
     def _send(self, copy: _Copy) -> None:
         target, model, metrics = copy.target, copy.model, self.metrics

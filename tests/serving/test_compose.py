@@ -58,8 +58,10 @@ def test_gateway_service(compose):
     assert set(gw["networks"]) == {"backend", "frontend"}
     assert gw["depends_on"]["tfserving"]["condition"] == "service_healthy"
     assert "/healthz" in " ".join(gw["healthcheck"]["test"]) and gw["restart"] == "unless-stopped"
+    # nginx is the one service published on every interface; Grafana (monitoring) only on loopback
     published = [name for name, service in compose["services"].items() if service.get("ports")]
-    assert published == ["nginx"]
+    assert published == ["nginx", "grafana"]
+    assert all(str(port).startswith("127.0.0.1:") for port in compose["services"]["grafana"]["ports"])
     # the environment is what wsgi.py reads: every TEXTCLF_* key must be a GatewayConfig field
     from serving.gateway.config import GatewayConfig
 
@@ -72,6 +74,26 @@ def test_gateway_service(compose):
     # a merged or split call must never pass TF Serving's batch limit, or TF Serving rejects it
     batching = text_format.Parse((CONFIG / "batching.config").read_text(), BatchingParameters())
     assert 0 < config.coalesce_max_texts <= batching.max_batch_size.value
+
+
+def test_the_gateway_can_keep_a_payload_log(compose):
+    """The gateway's root filesystem is read-only: its payload log needs a volume, and its settings come from the
+    operator's environment (empty = off), so the drops alert has something to watch once it is turned on."""
+    from serving.gateway.config import GatewayConfig
+
+    gw = compose["services"]["gateway"]
+    assert gw["read_only"] is True and gw["tmpfs"] == ["/tmp"]
+    assert "payload-log:/var/log/textclf" in gw["volumes"] and "payload-log" in compose["volumes"]
+    for name in ("TEXTCLF_PAYLOAD_LOG", "TEXTCLF_PAYLOAD_SAMPLE", "TEXTCLF_PAYLOAD_MAX_TOTAL_BYTES"):
+        assert gw["environment"][name] == "${" + name + ":-}", name
+    alerts = yaml.safe_load((ROOT / "serving" / "monitoring" / "alerts.yml").read_text())
+    exprs = [rule["expr"] for group in alerts["groups"] for rule in group["rules"]]
+    assert any("textclf_gateway_payload_dropped_total" in expr for expr in exprs)
+    assert set(gw["environment"]) - {"PROMETHEUS_MULTIPROC_DIR"} <= {  # every setting the gateway reads
+        *("TEXTCLF_" + name.upper() for name in GatewayConfig.__dataclass_fields__),
+        "GUNICORN_WORKERS",
+        "GUNICORN_THREADS",
+    }
 
 
 def test_nginx_fronts_the_gateway(compose):
@@ -90,6 +112,55 @@ def test_nginx_fronts_the_gateway(compose):
     limit = int(gw["environment"].get("TEXTCLF_MAX_BODY_BYTES", GatewayConfig.max_body_bytes))
     assert size is not None and int(size.group(1)) * 1024 * 1024 == limit
     assert all("/tmp/nginx" in line for line in conf.splitlines() if "_path " in line or line.startswith("pid "))
+
+
+def mounts_of(service: dict) -> dict[str, str]:
+    """Container path -> host path of a service's bind mounts (named volumes left out)."""
+    return {
+        container: host
+        for host, container, *_ in (volume.split(":") for volume in service["volumes"])
+        if host.startswith("./")
+    }
+
+
+def test_prometheus_scrapes_gateway_and_tf_serving(compose):
+    """serving/monitoring/prometheus.yml is mounted where --config.file says, its rule files beside it, and it scrapes
+    the compose services where they listen (test_monitoring_stack.py checks both files with promtool)."""
+    prom, gw, tfs = (compose["services"][name] for name in ("prometheus", "gateway", "tfserving"))
+    assert prom["image"].startswith("prom/prometheus:v") and "ports" not in prom
+    mounts = mounts_of(prom)
+    config_path = flags(prom)["config.file"]
+    assert mounts[config_path] == "./serving/monitoring/prometheus.yml"
+    config = yaml.safe_load((ROOT / mounts[config_path]).read_text())
+    for rule_file in config["rule_files"]:
+        host = mounts[str(Path(config_path).parent / rule_file)]
+        assert (ROOT / host).is_file() and all(m.endswith(":ro") for m in prom["volumes"] if m.startswith("./"))
+    # TF Serving is on the internal backend network only: Prometheus must be on it to scrape it
+    assert "backend" in prom["networks"] and set(tfs["networks"]) <= set(prom["networks"])
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["gateway"]["static_configs"][0]["targets"] == [f"gateway:{gw['expose'][0]}"]
+    assert jobs["tfserving"]["static_configs"][0]["targets"] == [f"tfserving:{flags(tfs)['rest_api_port']}"]
+    monitoring = text_format.Parse((CONFIG / "monitoring.config").read_text(), MonitoringConfig())
+    assert jobs["tfserving"]["metrics_path"] == monitoring.prometheus_config.path
+    assert "/-/ready" in " ".join(prom["healthcheck"]["test"]) and prom["restart"] == "unless-stopped"
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(compose):
+    grafana, prom = compose["services"]["grafana"], compose["services"]["prometheus"]
+    assert grafana["image"].startswith("grafana/grafana:") and grafana["image"].split(":")[1][0].isdigit()
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    assert set(grafana["networks"]) & set(prom["networks"]) and "backend" not in grafana["networks"]
+    mounts = mounts_of(grafana)
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert source["url"] == f"http://prometheus:{prom['expose'][0]}"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "textclf.yml").read_text())["providers"]
+    dashboards = ROOT / mounts[provider["options"]["path"]]
+    board = json.loads((dashboards / "textclf.json").read_text())
+    assert {t["datasource"]["uid"] for p in board["panels"] for t in p.get("targets", [])} == {source["uid"]}
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider['options']['path']}/textclf.json"
+    assert "${GRAFANA_ADMIN_PASSWORD" in grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
 
 
 def model_names() -> set[str]:
