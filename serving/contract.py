@@ -26,6 +26,10 @@ CLASS_NAMES = "class_names"
 # Inside a version folder.
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"  # PredictionLog TFRecord, TF Serving's own path
 CARD_FILE = "assets.extra/model_card.json"
+TFLITE_FILE = "model.tflite"  # TF Serving reads it instead of the SavedModel with --prefer_tflite_model
+# the metadata entry of model.tflite holding its SignatureDefs (TF Lite's kSignatureDefsMetadataName): TF Serving
+# reads signatures from it only, so the exporter writes it and the local server reads it
+TFLITE_SIGNATURE_DEFS = "signature_defs_metadata"
 
 
 INT64_MAX = 2**63 - 1

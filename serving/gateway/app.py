@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from flask import Flask, Response, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from serving.gateway import oip, page
+from serving.gateway import explain, oip, page
 from serving.gateway.admission import EXTENSION as ADMISSION
 from serving.gateway.admission import Admission
 from serving.gateway.assembly import build_cache, build_classifier, build_upstream, coalesce, guard
 from serving.gateway.config import GatewayConfig
 from serving.gateway.context import EXTENSION, Gateway, gateway
 from serving.gateway.errors import ApiError, http_code
-from serving.gateway.metrics import OTHER, GatewayMetrics, method_label
+from serving.gateway.metrics import OTHER, GatewayMetrics
 from serving.gateway.openapi import document
+from serving.gateway.payload_log import PayloadLog, PayloadSettings
 from serving.gateway.routes import PUBLIC_ENDPOINTS, blueprint
 from serving.gateway.routing import Router
 from serving.gateway.shadow import build_shadow
@@ -59,13 +61,15 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask
         max_top_k=config.max_top_k,
         keyed=bool(config.api_keys),
     )
+    payload = _payload_log(config, metrics)
     app.extensions[EXTENSION] = Gateway(
-        config, raw, guarded, classifier, metrics, router=router, shadow=shadow, openapi=spec
+        config, raw, guarded, classifier, metrics, router=router, shadow=shadow, payload=payload, openapi=spec
     )
     log.info("gateway in front of TF Serving at %s", raw.target)  # the address is logged, never served
     app.extensions[ADMISSION] = Admission(config.max_in_flight, on_shed=metrics.shed.inc)
     app.register_blueprint(blueprint)
     app.register_blueprint(oip.blueprint)
+    app.register_blueprint(explain.blueprint)
     app.register_blueprint(page.blueprint)
     app.before_request(_start)
     if config.api_keys:
@@ -77,43 +81,71 @@ def create_app(config: GatewayConfig, upstream: Upstream | None = None) -> Flask
     return app
 
 
+def _payload_log(config: GatewayConfig, metrics: GatewayMetrics) -> PayloadLog | None:
+    """The payload log TEXTCLF_PAYLOAD_LOG asks for (None when unset); its file is opened on the first write."""
+    if not config.payload_log:
+        return None
+    settings = PayloadSettings(
+        Path(config.payload_log),
+        sample=config.payload_sample,
+        max_bytes=config.payload_max_bytes,
+        backups=config.payload_backups,
+        queue_size=config.payload_queue_size,
+        redactor=config.redactor,
+        max_total_bytes=config.payload_max_total_bytes,
+    )
+    return PayloadLog(settings, on_written=metrics.payload_written.inc, on_dropped=metrics.payload_dropped.inc)
+
+
 def _start() -> None:
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
+
+
+def new_request_id() -> str:
+    """32 random hex digits, as uuid4().hex but without building a UUID object on every request."""
+    return os.urandom(16).hex()
 
 
 def _require_api_key(keys: tuple[bytes, ...]) -> Callable[[], None]:
-    """A before-request hook: every endpoint but the public ones needs one of `keys` in X-API-Key."""
+    """A before-request hook: every endpoint but the public ones needs one of `keys`, in X-API-Key or as
+    `Authorization: Bearer KEY` (what Prometheus's scrape config can send, for /metrics)."""
 
     public = PUBLIC_ENDPOINTS | oip.PUBLIC_ENDPOINTS | page.PUBLIC_ENDPOINTS
 
     def check() -> None:
         if request.endpoint in public:
             return
-        given = request.headers.get("X-API-Key", "").encode("utf-8")
-        if not any(hmac.compare_digest(given, key) for key in keys):
-            raise ApiError("unauthorized", "missing or wrong X-API-Key")
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        given = request.headers.get("X-API-Key") or (bearer.strip() if scheme.lower() == "bearer" else "")
+        if not any(hmac.compare_digest(given.encode("utf-8"), key) for key in keys):
+            raise ApiError("unauthorized", "missing or wrong X-API-Key (or Authorization: Bearer)")
 
     return check
 
 
 def _finish(response: Response) -> Response:
-    request_id = g.get("request_id") or uuid.uuid4().hex
+    request_id = g.get("request_id") or new_request_id()
     response.headers["X-Request-ID"] = request_id
     route = request.url_rule.rule if request.url_rule is not None else OTHER
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    metrics = gateway().metrics
-    metrics.requests.labels(route, method_label(request.method), str(response.status_code)).inc()
-    metrics.latency.labels(route).observe(seconds)
-    log.info(
-        "%s %s %d %.1fms request_id=%s", request.method, request.path, response.status_code, seconds * 1000, request_id
-    )
+    gateway().metrics.served(route, request.method, response.status_code, seconds)
+    if log.isEnabledFor(logging.INFO):  # `textclf serve` logs at WARNING unless --log-requests
+        log.info(
+            "%s %s %d %.1fms request_id=%s",
+            request.method,
+            request.path,
+            response.status_code,
+            seconds * 1000,
+            request_id,
+        )
     return response
 
 
 def _error_response(error: ApiError) -> tuple[Response, int]:
-    gateway().metrics.errors.labels(error.code).inc()
+    metrics = gateway().metrics
+    metrics.child(metrics.errors, error.code).inc()
     response = jsonify({"error": {"code": error.code, "message": error.message}})
     response.headers.update(error.headers)
     return response, error.status

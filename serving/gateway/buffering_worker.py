@@ -191,14 +191,18 @@ class BufferingWorker(ThreadWorker):
         if self.cfg.is_ssl:
             super().on_client_socket_readable(conn, client)
             return
-        self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self._start_reading(conn)
+        self._start_reading(conn, kept_alive=True)
         self._on_readable(conn, client)
 
-    def _start_reading(self, conn: BufferedConn) -> None:
-        conn.sock.setblocking(False)
+    def _start_reading(self, conn: BufferedConn, *, kept_alive: bool = False) -> None:
+        """Read the connection's next request in the loop. A kept-alive one is non-blocking and registered for
+        reading already (gthread's keep-alive wait): only its callback changes, which costs no system call."""
         self.incoming[conn] = Incoming(time.monotonic() + CLIENT_HEADER_TIMEOUT_S, self.max_body_bytes)
+        if kept_alive:
+            self.poller.modify(conn.sock, EVENT_READ, partial(self._on_readable, conn))
+            return
+        conn.sock.setblocking(False)
         self.poller.register(conn.sock, EVENT_READ, partial(self._on_readable, conn))
 
     def _on_readable(self, conn: BufferedConn, _client: Any) -> None:

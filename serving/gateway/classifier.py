@@ -5,9 +5,9 @@ Protocol-free and Flask-free: the HTTP app and `textclf predict` both call `Clas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, TypeGuard
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard, TypeVar
 
 from data_prep.preprocess import Preprocessor
 from serving.contract import CLASS_NAMES, LABEL, PROBABILITIES, SIGNATURE, TEXT_INPUT, TOKENS_INPUT
@@ -17,12 +17,27 @@ from serving.gateway.openapi import EMPTY_TEXT
 from serving.gateway.signatures import SignatureCache
 from serving.gateway.upstream import Signature, Upstream
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Classification:
     model: str
     version: int
     results: list[dict[str, Any]]  # [{"label", "score", "top_k": [{"label", "score"}]}]
+    # each text as cleaned for the model, so the payload log and the length metric need not clean it again
+    cleaned: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The answer to rows a caller prepared itself (`Classifier.scores`)."""
+
+    model: str
+    version: int
+    input_kind: str  # TOKENS_INPUT or TEXT_INPUT: what the rows were prepared for
+    probabilities: list[list[float]]  # one row per input row, every row as wide as the first
+    labels: list[Any]  # the model's label per row
 
 
 class Classifier:
@@ -42,9 +57,46 @@ class Classifier:
     def classify(
         self, model: str, texts: Sequence[str], *, version: int | None = None, label: str | None = None, top_k: int = 1
     ) -> Classification:
+        cleaned = [self.preprocessor.clean(text) for text in texts]
+        signature, results = self._resolved(model, version, label, lambda sig: self._answer(sig, cleaned, top_k))
+        return Classification(model, signature.version, results, cleaned)
+
+    def scores(
+        self,
+        model: str,
+        rows: Callable[[str], Sequence[str]],
+        *,
+        version: int | None = None,
+        label: str | None = None,
+    ) -> Scores:
+        """Every probability of rows the caller prepares for the resolved version's input kind
+        (`rows(kind)`, see `preparer`), in one predict call past the response cache: for answers built
+        from rows of the caller's own, such as explain's occlusions. No rows, no call."""
+
+        def answer(signature: Signature) -> tuple[str, dict[str, list[Any]], int]:
+            kind = input_kind(signature)
+            values = list(rows(kind))
+            return kind, self._predict(signature, values, top_k=1), len(values)
+
+        signature, (kind, output, count) = self._resolved(model, version, label, answer)
+        probabilities, labels = _checked(output, count)
+        table = [[float(p) for p in row] for row in probabilities]
+        if table and (not table[0] or any(len(row) != len(table[0]) for row in table)):
+            raise ApiError("bad_model_output", f"the model returned {PROBABILITIES} rows of differing or no width")
+        return Scores(model, signature.version, kind, table, labels)
+
+    def preparer(self, kind: str) -> Callable[[str], str]:
+        """What the model gets for a raw text: jieba words joined by spaces for a `tokens` model, the cleaned
+        text for a `text` model."""
+        return self.preprocessor.tokens if kind == TOKENS_INPUT else self.preprocessor.clean
+
+    def _resolved(
+        self, model: str, version: int | None, label: str | None, answer: Callable[[Signature], T]
+    ) -> tuple[Signature, T]:
+        """`answer(signature)` for the resolved version, once more if that version went away meanwhile."""
         signature = self._signature(model, version, label)
         try:
-            results = self._answer(signature, texts, top_k)
+            return signature, answer(signature)
         except UpstreamError as exc:
             if exc.kind != "not_found":
                 raise exc.to_api_error() from None
@@ -53,19 +105,20 @@ class Classifier:
             self.signatures.invalidate(model, version, label)
             signature = self._signature(model, version, label)
             try:
-                results = self._answer(signature, texts, top_k)
+                return signature, answer(signature)
             except UpstreamError as again:
                 raise again.to_api_error() from None
-        return Classification(model, signature.version, results)
 
-    def _answer(self, signature: Signature, texts: Sequence[str], top_k: int) -> list[dict[str, Any]]:
-        """One result per text: from the response cache where it holds the text for this resolved version,
-        the rest from one predict call."""
+    def _answer(self, signature: Signature, cleaned: Sequence[str], top_k: int) -> list[dict[str, Any]]:
+        """One result per cleaned text: from the response cache where it holds the text for this resolved
+        version, the rest from one predict call."""
 
         def predicted(batch: Sequence[str]) -> list[dict[str, Any]]:
             """Texts with nothing left to classify get `empty_result()` and are never sent: a model asked
             about "" invents an answer (or fails), and an answer must not depend on the rest of the batch."""
-            values = self._prepare(signature, batch)
+            # what `preparer` makes of the raw text, from the cleaned one: tokens(text) = segment(clean(text))
+            segment = self.preprocessor.segmenter.tokens if input_kind(signature) == TOKENS_INPUT else None
+            values = [segment(text) for text in batch] if segment is not None else list(batch)
             sent = [i for i, value in enumerate(values) if value.strip()]
             answered = _results(self._predict(signature, [values[i] for i in sent], top_k), len(sent), top_k)
             results = [empty_result() for _ in batch]
@@ -74,16 +127,10 @@ class Classifier:
             return results
 
         if self.cache is None:
-            return predicted(texts)
-        cleaned = [self.preprocessor.clean(text) for text in texts]
+            return predicted(cleaned)
         return self.cache.results(
-            signature.model, signature.version, top_k, cleaned, lambda misses: predicted([texts[i] for i in misses])
+            signature.model, signature.version, top_k, cleaned, lambda misses: predicted([cleaned[i] for i in misses])
         )
-
-    def _prepare(self, signature: Signature, texts: Sequence[str]) -> list[str]:
-        """What the model gets: jieba words for a `tokens` model, the cleaned text for a `text` model."""
-        prepare = self.preprocessor.tokens if input_kind(signature) == TOKENS_INPUT else self.preprocessor.clean
-        return [prepare(text) for text in texts]
 
     def _predict(self, signature: Signature, values: Sequence[str], top_k: int) -> dict[str, list[Any]]:
         if not values:
@@ -141,11 +188,17 @@ def input_kind(signature: Signature) -> str:
     )
 
 
-def _results(answer: dict[str, list[Any]], count: int, top_k: int) -> list[dict[str, Any]]:
-    probabilities, labels = answer.get(PROBABILITIES), answer.get(LABEL)
-    names = answer.get(CLASS_NAMES)
+def _checked(answer: dict[str, list[Any]], count: int) -> tuple[list[Any], list[Any]]:
+    """`probabilities` and `label` of an answer, each `count` rows long, or ApiError(bad_model_output)."""
+    probabilities, labels, names = answer.get(PROBABILITIES), answer.get(LABEL), answer.get(CLASS_NAMES)
     if not _rows(probabilities, count) or not _rows(labels, count) or (names is not None and not _rows(names, count)):
         raise ApiError("bad_model_output", f"the model did not return {count} rows of {PROBABILITIES} and {LABEL}")
+    return probabilities, labels
+
+
+def _results(answer: dict[str, list[Any]], count: int, top_k: int) -> list[dict[str, Any]]:
+    probabilities, labels = _checked(answer, count)
+    names = answer.get(CLASS_NAMES)
     results = []
     for row in range(count):
         scores = [float(p) for p in probabilities[row]]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,6 +168,41 @@ def _limit_options(command: Callable[..., None]) -> Callable[..., None]:
 @_setting(
     "--shadow-queue-size", type=int, default=None, help="Shadow copies queued per worker before dropping (default 64)."
 )
+@_setting(
+    "--payload-log",
+    default=None,
+    metavar="DIR",
+    help="Log sampled classified texts (cleaned, PII redacted) as JSONL here, a file per worker.",
+)
+@_setting("--payload-sample", type=float, default=None, help="Share of classify requests logged, 0-1 (default 1).")
+@_setting(
+    "--payload-max-bytes", type=int, default=None, help="Bytes per payload log file before it rotates (default 64 MiB)."
+)
+@_setting("--payload-backups", type=int, default=None, help="Rotated payload log files kept per worker (default 5).")
+@_setting(
+    "--payload-queue-size",
+    type=int,
+    default=None,
+    help="Requests queued per worker for the payload log before dropping (default 1024).",
+)
+@_setting(
+    "--payload-max-total-bytes",
+    type=int,
+    default=None,
+    help="Bytes of this host's payload log files past which rotation deletes the oldest (default 1 GiB).",
+)
+@_setting(
+    "--payload-redaction",
+    default=None,
+    metavar="off|FILE",
+    help="PII redaction of logged texts: default built-in rules, 'off', or a JSON file of rules.",
+)
+@_setting(
+    "--low-confidence",
+    type=float,
+    default=None,
+    help="A top score below this counts in textclf_gateway_low_confidence_total (default 0.6).",
+)
 @_limit_options
 def serve(
     host: str,
@@ -224,7 +261,13 @@ def _reject_with_dev(**server_options: int | None) -> None:
 
 
 @click.command()
-@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A TSV/CSV/JSONL file, or a payload log (TEXTCLF_PAYLOAD_LOG's folder or one payload-*.jsonl file).",
+)
 @click.option(
     "--output",
     "output_path",
@@ -253,6 +296,11 @@ def _reject_with_dev(**server_options: int | None) -> None:
     "--user-dict", default="", type=click.Path(dir_okay=False), help="With --tfserving-rest: jieba user dictionary."
 )
 @click.option("--stopwords", default="", type=click.Path(dir_okay=False), help="With --tfserving-rest: stopwords file.")
+@click.option(
+    "--logged-model",
+    default=None,
+    help="With a payload log as --input: re-score the texts logged for this model (default: --model's).",
+)
 def predict(
     input_path: Path,
     output_path: Path,
@@ -270,10 +318,12 @@ def predict(
     preprocessing: str,
     user_dict: str,
     stopwords: str,
+    logged_model: str | None,
 ) -> None:
-    """Classify every text of a TSV/CSV/JSONL file, in batches, into an output file."""
+    """Classify every text of a TSV/CSV/JSONL file or a payload log, in batches, into an output file."""
     from data_prep.errors import UserError
     from serving.gateway.batch_predict import direct_classifier, gateway_classifier, predict_file
+    from serving.gateway.payload_log import is_payload_log
 
     if bool(gateway) == bool(tfserving_rest):
         raise UserError("give exactly one of --gateway URL or --tfserving-rest URL")
@@ -292,7 +342,35 @@ def predict(
             version_label=version_label,
             top_k=top_k,
         )
-    counts = predict_file(
-        input_path, output_path, classify, text_col=text_col, text_key=text_key, header=header, batch_size=batch_size
-    )
+    with contextlib.ExitStack() as stack:
+        if is_payload_log(input_path):
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="textclf-payload-")))
+            input_path, text_key = _logged_texts(input_path, logged_model or model, scratch), "text"
+        elif logged_model:
+            raise UserError("--logged-model applies only to a payload log as --input")
+        counts = predict_file(
+            input_path,
+            output_path,
+            classify,
+            text_col=text_col,
+            text_key=text_key,
+            header=header,
+            batch_size=batch_size,
+        )
     click.echo(f"{counts['classified']} rows classified, {counts['errors']} unreadable -> {output_path}")
+
+
+def _logged_texts(log: Path, model: str, folder: Path) -> Path:
+    """The logged (cleaned, redacted) texts of `model`, oldest first, as a JSONL file predict_file reads."""
+    from data_prep.errors import UserError
+    from serving.gateway.payload_log import read_records
+
+    path = folder / "texts.jsonl"
+    count = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for record in read_records(log, model=model):
+            f.write(json.dumps({"text": record["text"]}, ensure_ascii=False) + "\n")
+            count += 1
+    if not count:
+        raise UserError(f"the payload log {log} holds no texts of model {model!r} (see --logged-model)")
+    return path

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import UserError
+from serving.gateway.payload_log import DEFAULT_LOW_CONFIDENCE, DEFAULT_MAX_TOTAL_BYTES
+from serving.gateway.redaction import Redactor, load_redactor
 from serving.gateway.routing import Route, load_routes
 from serving.gateway.shadow import ShadowTarget, parse_shadow
 
@@ -65,13 +67,26 @@ class GatewayConfig:
     # file's path, e.g. {"news": {"version_label": "canary", "sample": 0.2}}; empty = off
     shadow: str = ""
     shadow_queue_size: int = 64  # copies waiting per worker; past it a copy is dropped (and counted)
-    # derived in __post_init__ from `routes` and `shadow`: not settings of their own
+    # the payload log (payload_log.py): a folder turns it on; the share of classify requests logged; bytes per
+    # file before it rotates, rotated files kept per worker, requests queued per worker before dropping, and
+    # bytes of this host's files in the folder past which rotation deletes the oldest
+    payload_log: str = ""
+    payload_sample: float = 1.0
+    payload_max_bytes: int = 64 * 1024 * 1024
+    payload_backups: int = 5
+    payload_queue_size: int = 1024
+    payload_max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
+    # PII redaction of logged texts (redaction.py): empty = built-in rules, "off", or a JSON file of rules
+    payload_redaction: str = ""
+    low_confidence: float = DEFAULT_LOW_CONFIDENCE
+    # derived in __post_init__ from `routes`, `shadow` and `payload_redaction`: not settings of their own
     route_table: dict[str, tuple[tuple[Route, float], ...]] = dataclasses.field(
         init=False, repr=False, compare=False, default_factory=dict
     )
     shadow_targets: dict[str, ShadowTarget] = dataclasses.field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    redactor: Redactor | None = dataclasses.field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if bool(self.tfserving_rest) == bool(self.tfserving_grpc):
@@ -103,9 +118,19 @@ class GatewayConfig:
                 raise UserError(f"{name} file {getattr(self, name)} does not exist")
         if self.shadow_queue_size < 1:
             raise UserError(f"shadow_queue_size must be >= 1, got {self.shadow_queue_size}")
+        if not 0 <= self.payload_sample <= 1 or not 0 <= self.low_confidence <= 1:
+            given = f"{self.payload_sample}, {self.low_confidence}"
+            raise UserError(f"payload_sample and low_confidence must be from 0 to 1, got {given}")
+        if self.payload_max_bytes < 1024 or self.payload_backups < 1 or self.payload_queue_size < 1:
+            raise UserError("payload_max_bytes must be >= 1024, payload_backups and payload_queue_size >= 1")
+        if self.payload_max_total_bytes < self.payload_max_bytes:
+            raise UserError(f"payload_max_total_bytes must be >= payload_max_bytes, got {self.payload_max_total_bytes}")
+        if self.payload_log:
+            _writable_folder(Path(self.payload_log))
         # parsed once, here, so a bad setting fails at start-up in one line and the app reuses the result
         object.__setattr__(self, "route_table", load_routes(self.routes, self.models))
         object.__setattr__(self, "shadow_targets", parse_shadow(self.shadow, self.models))
+        object.__setattr__(self, "redactor", load_redactor(self.payload_redaction) if self.payload_log else None)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewayConfig:
@@ -121,6 +146,17 @@ class GatewayConfig:
             values[field.name] = _parse(field.name, field.type, raw)
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)
+
+
+def _writable_folder(folder: Path) -> None:
+    """Make the payload log's folder now, so a folder the gateway cannot write fails start-up in one line
+    instead of every record being dropped later."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"TEXTCLF_PAYLOAD_LOG: cannot make the folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"TEXTCLF_PAYLOAD_LOG: the folder {folder} is not writable by this user")
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

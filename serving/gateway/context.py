@@ -13,7 +13,9 @@ from flask import Flask, current_app
 
 from serving.gateway.classifier import Classifier
 from serving.gateway.config import GatewayConfig
+from serving.gateway.errors import ApiError
 from serving.gateway.metrics import GatewayMetrics
+from serving.gateway.payload_log import PayloadLog
 from serving.gateway.resilience import CircuitBreaker, GuardedUpstream
 from serving.gateway.routing import Router
 from serving.gateway.shadow import ShadowSender
@@ -33,11 +35,17 @@ class Gateway:
     metrics: GatewayMetrics
     router: Router = field(default_factory=Router)  # weighted canary (routing.py); default: no routes
     shadow: ShadowSender | None = None  # shadow traffic (shadow.py); None: off
+    payload: PayloadLog | None = None  # the payload log (payload_log.py); None: off
     openapi: dict[str, Any] = field(default_factory=dict)  # this app's document (openapi.py), its limits and keys
 
     @property
     def breaker(self) -> CircuitBreaker:
         return self.guarded.breaker
+
+    def check_served(self, model: str) -> None:
+        """ApiError(model_not_found) for a model outside TEXTCLF_MODELS (when set): asked before any upstream call."""
+        if self.config.models and model not in self.config.models:
+            raise ApiError("model_not_found", f"model {model!r} is not served here; models: {list(self.config.models)}")
 
 
 def gateway(app: Flask | None = None) -> Gateway:

@@ -119,7 +119,7 @@ def _class_labels(gw: Gateway, signature: Signature, kind: str | None) -> list[s
     """The class names, read off one classified text, if the version exports them; else None."""
     if kind is None or CLASS_NAMES not in signature.outputs:
         return None
-    prepare = gw.classifier.preprocessor.tokens if kind == TOKENS_INPUT else gw.classifier.preprocessor.clean
+    prepare = gw.classifier.preparer(kind)
     try:
         answer = gw.guarded.predict(
             signature.model, signature.version, kind, [prepare(_LABELS_PROBE_TEXT)], [CLASS_NAMES]

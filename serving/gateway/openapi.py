@@ -54,6 +54,28 @@ _SHED = {
     "headers": {"Retry-After": {"description": "seconds to wait (with `overloaded`)", "schema": {"type": "integer"}}},
 }
 
+# the request headers /v1/classify and /v1/explain take
+_HEADERS = [
+    {
+        "name": "X-Route-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "with TEXTCLF_ROUTES, a request naming no version or label goes to the "
+        "version this key's stable hash picks (the same in every worker and replica); "
+        "without it, a random one by weight",
+    },
+    {
+        "name": "X-Request-Timeout-Ms",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS},
+        "description": "the client's deadline: the request (TF Serving calls and retries included) "
+        "takes at most this long, else 504 upstream_timeout; with `timeout_ms` the tighter one "
+        "holds; a malformed value is 400 invalid_timeout",
+    },
+]
+
 _SCHEMAS: dict[str, Any] = {
     "Models": {
         "type": "object",
@@ -162,17 +184,49 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+# the fields /v1/classify and /v1/explain share (validation.py checks both)
+_CHOICE = {
+    "model": {"type": "string", "pattern": NAME_PATTERN},
+    "version": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_VERSION,
+        "description": "a model version; default: latest (or the weighted route)",
+    },
+    "version_label": {
+        "type": "string",
+        "minLength": 1,
+        "pattern": NAME_PATTERN,
+        "description": "a version label such as stable or canary",
+    },
+    "timeout_ms": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_TIMEOUT_MS,
+        "description": "the client's deadline in milliseconds, as X-Request-Timeout-Ms (the tighter wins)",
+    },
+}
+_EMPTY_ERROR = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "string", "enum": [EMPTY_TEXT]}, "message": {"type": "string"}},
+}
+_NO_NULLS = (
+    "Leave an optional field out for its default: null is rejected. `version` and `version_label` are not given "
+    "together."
+)
+
+
 def _classify_schemas(max_texts: int, max_text_chars: int, max_top_k: int) -> dict[str, Any]:
     return {
         "ClassifyRequest": {
             "type": "object",
             "required": ["model", "texts"],
             "additionalProperties": False,
-            "description": "Leave an optional field out for its default: null is rejected. `version` and "
-            "`version_label` are not given together.",
+            "description": _NO_NULLS,
             "not": {"required": ["version", "version_label"]},
             "properties": {
-                "model": {"type": "string", "pattern": NAME_PATTERN},
+                **_CHOICE,
                 "texts": {
                     "type": "array",
                     "minItems": 1,
@@ -183,29 +237,11 @@ def _classify_schemas(max_texts: int, max_text_chars: int, max_top_k: int) -> di
                     f"gets a result with `label: null` and `error.code` {EMPTY_TEXT}, whatever else is in the "
                     "batch; it is never sent to the model",
                 },
-                "version": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": MAX_VERSION,
-                    "description": "a model version; default: latest (or the weighted route)",
-                },
-                "version_label": {
-                    "type": "string",
-                    "minLength": 1,
-                    "pattern": NAME_PATTERN,
-                    "description": "a version label such as stable or canary",
-                },
                 "top_k": {
                     "type": "integer",
                     "minimum": 1,
                     "maximum": max_top_k,
                     "description": "how many best labels per text; default 1",
-                },
-                "timeout_ms": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": MAX_TIMEOUT_MS,
-                    "description": "the client's deadline in milliseconds, as X-Request-Timeout-Ms (the tighter wins)",
                 },
             },
         },
@@ -229,17 +265,60 @@ def _classify_schemas(max_texts: int, max_text_chars: int, max_top_k: int) -> di
                             },
                             "score": {"type": "number", "nullable": True},
                             "top_k": {"type": "array", "items": _SCORED},
-                            "error": {
-                                "type": "object",
-                                "required": ["code", "message"],
-                                "properties": {
-                                    "code": {"type": "string", "enum": [EMPTY_TEXT]},
-                                    "message": {"type": "string"},
-                                },
+                            "error": _EMPTY_ERROR,
+                        },
+                    },
+                },
+            },
+        },
+        "ExplainRequest": {
+            "type": "object",
+            "required": ["model", "text"],
+            "additionalProperties": False,
+            "description": _NO_NULLS,
+            "not": {"required": ["version", "version_label"]},
+            "properties": {
+                **_CHOICE,
+                "text": {
+                    "type": "string",
+                    "maxLength": max_text_chars,
+                    "description": "a raw text, cleaned (and segmented) as /v1/classify does; past "
+                    f"{max_texts - 1} tokens after cleaning (TEXTCLF_MAX_TEXTS - 1: the text and each occlusion "
+                    "are one batch) 422 text_too_long",
+                },
+            },
+        },
+        "ExplainResponse": {
+            "type": "object",
+            "required": ["model", "version", "request_id", "label", "score", "tokens"],
+            "properties": {
+                "model": {"type": "string"},
+                "version": {"type": "integer", "description": "the version that answered"},
+                "request_id": {"type": "string"},
+                "label": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": f"null only for a text empty after cleaning (`error.code` {EMPTY_TEXT})",
+                },
+                "score": {"type": "number", "nullable": True},
+                "tokens": {
+                    "type": "array",
+                    "description": "in text order: jieba words for a `tokens` model, characters for a `text` model",
+                    "items": {
+                        "type": "object",
+                        "required": ["token", "importance"],
+                        "properties": {
+                            "token": {"type": "string"},
+                            "importance": {
+                                "type": "number",
+                                "description": "the drop in `label`'s probability when this token alone is "
+                                "removed: > 0 spoke for the label, < 0 against it (a text of one token: its drop to "
+                                "the uniform prior, 1 / number of labels; the empty text is never sent)",
                             },
                         },
                     },
                 },
+                "error": _EMPTY_ERROR,
             },
         },
     }
@@ -254,26 +333,7 @@ def document(
         "/v1/classify": {
             "post": {
                 "summary": "Classify a batch of texts with a named model",
-                "parameters": [
-                    {
-                        "name": "X-Route-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "with TEXTCLF_ROUTES, a request naming no version or label goes to the "
-                        "version this key's stable hash picks (the same in every worker and replica); "
-                        "without it, a random one by weight",
-                    },
-                    {
-                        "name": "X-Request-Timeout-Ms",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS},
-                        "description": "the client's deadline: the request (TF Serving calls and retries included) "
-                        "takes at most this long, else 504 upstream_timeout; with `timeout_ms` the tighter one "
-                        "holds; a malformed value is 400 invalid_timeout",
-                    },
-                ],
+                "parameters": _HEADERS,
                 "requestBody": {
                     "required": True,
                     "description": "Content-Type must be application/json (else 415 unsupported_media_type); "
@@ -282,6 +342,22 @@ def document(
                 },
                 "responses": {
                     "200": _json("ClassifyResponse", "one result per text, in order"),
+                    **_errors(400, *unauthorized, 404, 413, 415, 422, 500, 502, 504),
+                    "503": _SHED,
+                },
+            }
+        },
+        "/v1/explain": {
+            "post": {
+                "summary": "Which tokens of a text made the model choose its label (occlusion)",
+                "parameters": _HEADERS,
+                "requestBody": {
+                    "required": True,
+                    "description": "as for /v1/classify: application/json, at most TEXTCLF_MAX_BODY_BYTES",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExplainRequest"}}},
+                },
+                "responses": {
+                    "200": _json("ExplainResponse", "the label and each token's importance"),
                     **_errors(400, *unauthorized, 404, 413, 415, 422, 500, 502, 504),
                     "503": _SHED,
                 },
@@ -371,16 +447,18 @@ def document(
             "description": "Chinese text classification in front of TF Serving. Every answer carries "
             'X-Request-ID; errors are {"error": {"code", "message"}}; a 405 names the allowed methods in Allow.',
         },
-        "components": {
-            "schemas": {**copy.deepcopy(_SCHEMAS), **_classify_schemas(max_texts, max_text_chars, max_top_k)}
-        },
+        "components": {"schemas": {**_SCHEMAS, **_classify_schemas(max_texts, max_text_chars, max_top_k)}},
         "paths": paths,
     }
+    doc = copy.deepcopy(doc)  # one app's document shares no dict with another's (or with the module's)
     if keyed:
-        doc["components"]["securitySchemes"] = {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
-        doc["security"] = [{"ApiKey": []}]
+        doc["components"]["securitySchemes"] = {
+            "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "Bearer": {"type": "http", "scheme": "bearer"},  # the same keys, e.g. from Prometheus
+        }
+        doc["security"] = [{"ApiKey": []}, {"Bearer": []}]
         for path in PUBLIC_PATHS:
-            paths[path]["get"]["security"] = []
+            doc["paths"][path]["get"]["security"] = []
     return doc
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -11,7 +12,7 @@ from flask import Blueprint, Response, g, request
 from serving.gateway import deadline
 from serving.gateway.admission import admitted
 from serving.gateway.context import gateway
-from serving.gateway.errors import ApiError, UpstreamError
+from serving.gateway.errors import UpstreamError
 from serving.gateway.routing import ROUTE_KEY_HEADER
 from serving.gateway.validation import parse_classify, read_body
 
@@ -29,18 +30,32 @@ _READINESS_PROBE = "__textclf_readiness_probe__"  # any NOT_FOUND answer proves 
 def classify() -> dict[str, Any]:
     gw = gateway()
     req = parse_classify(read_body(request.environ, request.content_type, gw.config.max_body_bytes), gw.config)
-    if gw.config.models and req.model not in gw.config.models:
-        raise ApiError("model_not_found", f"model {req.model!r} is not served here; models: {list(gw.config.models)}")
+    gw.check_served(req.model)
     route = gw.router.choose(req.model, req.version, req.version_label, request.headers.get(ROUTE_KEY_HEADER))
     with deadline.applied(deadline.from_request(request.headers.get(deadline.HEADER), req.timeout_ms)):
         result = gw.classifier.classify(req.model, req.texts, version=route.version, label=route.label, top_k=req.top_k)
-    gw.metrics.routed.labels(result.model, str(result.version), route.name).inc()
-    # texts empty after cleaning (label null) were never sent to the model: no prediction to count or shadow
+    gw.metrics.child(gw.metrics.routed, result.model, str(result.version), route.name).inc()
+    # texts empty after cleaning (label null) were never sent to the model: no prediction to count, shadow or log
     classified = [i for i, r in enumerate(result.results) if r["label"] is not None]
     predicted = [result.results[i] for i in classified]
-    gw.metrics.predicted(result.model, result.version, [r["label"] for r in predicted], [r["score"] for r in predicted])
+    cleaned = [result.cleaned[i] for i in classified]
+    gw.metrics.predicted(
+        result.model,
+        result.version,
+        [r["label"] for r in predicted],
+        [r["score"] for r in predicted],
+        [len(text) for text in cleaned],
+        gw.config.low_confidence,
+    )
+    if gw.payload is not None:  # sampled, queued, redacted and written in the background
+        latency_ms = (time.perf_counter() - g.started) * 1000
+        gw.payload.offer(g.request_id, result.model, result.version, cleaned, predicted, latency_ms)
     if gw.shadow is not None and classified:  # a sampled copy to the shadow target, in the background
-        gw.shadow.offer(req.model, [req.texts[i] for i in classified], dataclasses.replace(result, results=predicted))
+        gw.shadow.offer(
+            req.model,
+            [req.texts[i] for i in classified],
+            dataclasses.replace(result, results=predicted, cleaned=cleaned),
+        )
     return {"model": result.model, "version": result.version, "request_id": g.request_id, "results": result.results}
 
 

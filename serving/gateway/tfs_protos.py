@@ -9,7 +9,8 @@ then finds `tensorflow/core/.../*_pb2.py` without running `tensorflow/__init__.p
 module again so a later real `import tensorflow` in the same process still works. In the slim gateway
 image `tensorflow` holds only those `*_pb2.py` files (see serving/Dockerfile) and the same code runs.
 
-Everything the gateway needs from TF Serving's protos is imported here and nowhere else.
+Everything the gateway (and `textclf drift`) needs from TensorFlow's and TF Serving's protos is imported here
+and nowhere else.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def _tensorflow_init_skipped() -> Iterator[None]:
 
 
 with _tensorflow_init_skipped():
+    from tensorflow.core.example import example_pb2  # Contract 1 shards' records (`textclf drift` reads them)
     from tensorflow.core.framework import tensor_pb2, types_pb2
     from tensorflow_serving.apis import (
         get_model_metadata_pb2,
@@ -51,6 +53,7 @@ with _tensorflow_init_skipped():
     )
 
 __all__ = [
+    "example_pb2",
     "get_model_metadata_pb2",
     "get_model_status_pb2",
     "model_pb2",

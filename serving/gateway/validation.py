@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +58,23 @@ def parse_json(body: bytes) -> Any:
         raise ApiError("bad_json", f"the body is not valid JSON: {exc}") from None
 
 
-def parse_classify(body: bytes, config: GatewayConfig) -> ClassifyRequest:
+def json_object(body: bytes, allowed: Collection[str]) -> dict[str, Any]:
+    """The body as a JSON object holding only `allowed` fields, or an ApiError."""
     data = parse_json(body)
     if not isinstance(data, dict):
         raise ApiError("invalid_request", "the body must be a JSON object")
-    unknown = sorted(set(data) - _FIELDS)
+    unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise ApiError("invalid_request", f"unknown field(s) {unknown}; allowed: {sorted(_FIELDS)}")
+        raise ApiError("invalid_request", f"unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    return data
+
+
+def parse_classify(body: bytes, config: GatewayConfig) -> ClassifyRequest:
+    return classify_request(json_object(body, _FIELDS), config)
+
+
+def classify_request(data: dict[str, Any], config: GatewayConfig) -> ClassifyRequest:
+    """The fields of /v1/classify, already parsed (`json_object`), checked."""
     nulls = sorted(key for key, value in data.items() if value is None)
     if nulls:
         raise ApiError("invalid_request", f"{nulls} must not be null; leave a field out for its default")

@@ -131,6 +131,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="textclf-browser-") as profile, chromium(Path(profile)) as driver:
         open_page(driver, args.url)
         classify(driver, REVIEWS, **({"model": args.model} if args.model else {}), **{"top-k": args.top_k})
+        wait_for(  # the page explains each result: the screenshot shows the highlighted tokens
+            driver,
+            lambda d: d.execute_script(
+                "return document.querySelectorAll('#results .tokens').length"
+                " === document.querySelectorAll('#results .result').length"
+            ),
+        )
         height = int(driver.execute_script("return document.documentElement.scrollHeight"))
         metrics = {"width": DESKTOP[0], "height": height, "deviceScaleFactor": 1, "mobile": False}
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)  # the whole page, not the window

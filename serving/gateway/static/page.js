@@ -1,5 +1,6 @@
 // The gateway's page: plain JavaScript, no build step, nothing from outside this gateway. It calls the
-// same public JSON API any client does (GET v1/models, POST v1/classify) and shows the API's own errors.
+// same public JSON API any client does (GET v1/models, POST v1/classify, POST v1/explain) and shows the
+// API's own errors.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -171,17 +172,35 @@ async function classify(event) {
   const reply = await api.call("POST", "v1/classify", request); // never rejects: failures are replies too
   if (sequence !== classifySequence) return;
   button.disabled = false;
-  if (usable(reply, "results")) renderAnswer(reply, request.texts);
-  else showMessage($("message"), "error", reply.status === 401 ? askForKey(reply) : errorText(reply));
+  if (!usable(reply, "results")) {
+    showMessage($("message"), "error", reply.status === 401 ? askForKey(reply) : errorText(reply));
+    return;
+  }
+  const explainers = renderAnswer(reply, request.texts);
+  // the first few texts are explained at once, one after another (each is a batch of its own on the model)
+  for (const explain of explainers.slice(0, AUTO_EXPLAIN)) {
+    if (sequence !== classifySequence) return; // a newer answer replaced this one
+    await explain();
+  }
 }
 
+// Draws the answer; returns, per classified text, the function that explains it (also its button's action).
 function renderAnswer(reply, texts) {
   const answer = reply.body;
   $("answer-version").textContent = `${answer.model} v${answer.version}`;
   $("answer-request-id").textContent = reply.requestId || answer.request_id;
   $("answer-latency").textContent = `${Math.round(reply.ms)} ms`;
-  $("results").replaceChildren(...answer.results.map((result, i) => renderResult(texts[i], result)));
+  const explainers = [];
+  const items = answer.results.map((result, i) => {
+    const item = renderResult(texts[i], result);
+    if (result.label !== null) {
+      explainers.push(explainer(item, { model: answer.model, text: texts[i], version: answer.version }));
+    }
+    return item;
+  });
+  $("results").replaceChildren(...items);
   $("answer").hidden = false;
+  return explainers;
 }
 
 function renderResult(text, result) {
@@ -198,7 +217,7 @@ function renderResult(text, result) {
   return item;
 }
 
-// The one place a text is drawn: per-token highlighting (from an explain answer) replaces this.
+// The one place a text is drawn; an explain answer draws its tokens in its place (renderTokens).
 function renderText(text) {
   return element("p", "result-text", text);
 }
@@ -217,6 +236,56 @@ function renderBars(result) {
     bars.append(row);
   }
   return bars;
+}
+
+// ---- explain ------------------------------------------------------------------------------------
+const AUTO_EXPLAIN = 5; // texts of an answer explained without a click; the rest have their "Why?" button
+
+// The explain action of one result: its button, and the call that puts the highlighted tokens in place of
+// the text (the typed text stays in the page, hidden: the tokens are what the model read, cleaned).
+function explainer(item, request) {
+  const button = element("button", "secondary explain", "Why? · 依据");
+  button.type = "button";
+  button.title = "highlight the words that made the model choose this label";
+  item.querySelector(".result-head").append(button);
+  const explain = async () => {
+    if (button.disabled) return;
+    button.disabled = true;
+    const reply = await api.call("POST", "v1/explain", request);
+    item.querySelector(".explain-note")?.remove();
+    if (usable(reply, "tokens") && reply.body.label !== null) {
+      const text = item.querySelector(".result-text");
+      text.hidden = true;
+      text.after(renderTokens(reply.body));
+      button.remove();
+      return;
+    }
+    button.disabled = false; // a failure (e.g. a text too long to explain) says why; the button may try again
+    item.append(element("p", "explain-note", `explain: ${errorText(reply)}`));
+  };
+  button.addEventListener("click", explain);
+  return explain;
+}
+
+const points = (importance) => `${importance < 0 ? "\u2212" : "+"}${Math.abs(100 * importance).toFixed(1)}`;
+
+// Each token coloured by the sign of its importance (for the label: green, against it: red, each with its
+// own underline so colour is not the only cue) and shaded by its size against the largest in the text;
+// the value is in the title (hover) and, for screen readers, in text of its own.
+function renderTokens(explanation) {
+  const line = element("p", "tokens");
+  const largest = Math.max(0.01, ...explanation.tokens.map((t) => Math.abs(t.importance)));
+  for (const { token, importance } of explanation.tokens) {
+    const side = importance > 0.0005 ? "for" : importance < -0.0005 ? "against" : "neutral";
+    const span = element("span", `token ${side}`, token);
+    span.style.setProperty("--strength", (Math.abs(importance) / largest).toFixed(3));
+    span.dataset.importance = String(importance);
+    const value = `${points(importance)} points ${side === "against" ? "against" : "for"} ${explanation.label}`;
+    span.title = `${token}: ${value}`;
+    span.append(element("span", "visually-hidden", ` (${value})`));
+    line.append(span);
+  }
+  return line;
 }
 
 // ---- wiring ------------------------------------------------------------------------------------

@@ -27,8 +27,13 @@ MODELS_CONFIG = """model_config_list {{
 """
 
 
+# TF Serving's Prometheus endpoint, on as compose configures it (test_gateway_serve_cli.py reads its metric names)
+MONITORING_CONFIG = Path(__file__).resolve().parents[3] / "serving" / "config" / "monitoring.config"
+
+
 def news_and_chars(model_base: Path, log: Path, *extra_flags: str) -> ModelServer:
-    return ModelServer([f"--model_config_file={model_base / 'models.config'}", *extra_flags], log, models=MODELS)
+    flags = [f"--model_config_file={model_base / 'models.config'}", f"--monitoring_config_file={MONITORING_CONFIG}"]
+    return ModelServer([*flags, *extra_flags], log, models=MODELS)
 
 
 @pytest.fixture(scope="session")

@@ -36,11 +36,12 @@ pytestmark = [
     ),
 ]
 
-# reviews of hotels, phones, banks and a match: the tiny news model tells 体育 / 科技 / 财经 by keywords
+# reviews of hotels, phones, banks and a match: the tiny news model tells 体育 / 科技 / 财经 by keywords (the
+# phones' review names a bank too: a word against its label)
 REVIEWS = (
     "这家酒店很干净，服务也好",
     "房间太脏了，再也不来了",
-    "新买的手机和电脑都很好用",
+    "新买的手机和电脑都很好用，就是银行太慢",
     "银行推荐的股票太差了",
     "昨晚的比赛看得很过瘾，足球真好看",
 )
@@ -94,6 +95,21 @@ def expected_results(answer: dict[str, Any], texts: tuple[str, ...]) -> list[dic
     ]
 
 
+def shown_explanations(driver: Any) -> list[list[dict[str, Any]]]:
+    """Once every classified text is explained: per text, its highlighted tokens as the page draws them."""
+    explained = "return document.querySelectorAll('#results .tokens').length === Number(arguments[0])"
+    wait_for(driver, lambda d: d.execute_script(explained, len(shown_results(d))))
+    script = """return [...document.querySelectorAll('#results .tokens')].map((line) =>
+        [...line.querySelectorAll('.token')].map((t) => ({token: t.firstChild.textContent, side: t.classList[1],
+        importance: Number(t.dataset.importance), title: t.title, visible: t.checkVisibility()})))"""
+    return list(driver.execute_script(script))
+
+
+def side(importance: float) -> str:
+    """The class page.js gives a token: its importance for the label, against it, or about none."""
+    return "for" if importance > 0.0005 else "against" if importance < -0.0005 else "neutral"
+
+
 def problems(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Console errors and warnings, but for the network log of an API answer the test made fail (a page
     file that failed to load, a script error or a CSP violation all count)."""
@@ -122,6 +138,20 @@ def test_page_classifies_as_the_api_does(page_gateway: Any, tmp_path: Path) -> N
         assert text_of(driver, "answer-version") == f"news v{answer['version']}"
         assert re.fullmatch(r"[0-9a-f]{32}", text_of(driver, "answer-request-id"))
         assert re.fullmatch(r"\d+ ms", text_of(driver, "answer-latency"))
+        # every text is explained at once: its tokens highlighted in its place, as /v1/explain answers
+        for text, shown in zip(REVIEWS, shown_explanations(driver), strict=True):
+            explained = requests.post(
+                f"{url}/v1/explain", json={"model": "news", "text": text, "version": answer["version"]}, timeout=30
+            ).json()
+            assert [(t["token"], t["importance"]) for t in shown] == [
+                (t["token"], pytest.approx(t["importance"])) for t in explained["tokens"]
+            ]
+            for token in shown:
+                assert token["side"] == side(token["importance"]) and token["visible"], token
+                assert token["title"].startswith(f"{token['token']}: ") and explained["label"] in token["title"]
+        sides = {token["side"] for shown in shown_explanations(driver) for token in shown}
+        assert {"for", "against"} <= sides, "the texts hold words for and against their labels"
+        assert driver.execute_script("return [...document.querySelectorAll('.result-text')].every((p) => p.hidden)")
         driver.save_screenshot(str(tmp_path / "page.png"))
 
         # the latest version (the canary) leans to 财经: the stable label answers differently

@@ -106,6 +106,10 @@ def test_api_key():
         assert (answer.status_code, error_of(answer)) == (401, "unauthorized")
     assert client.post("/v1/classify", json=body, headers={"X-API-Key": "k2"}).status_code == 200
     assert client.get("/metrics").status_code == 401
+    # the same keys as `Authorization: Bearer` (Prometheus's scrape config sends that, not X-API-Key)
+    assert client.get("/metrics", headers={"Authorization": "Bearer k1"}).status_code == 200
+    for wrong in ("Bearer k1x", "Basic k1", "k1", "Bearer"):
+        assert client.get("/metrics", headers={"Authorization": wrong}).status_code == 401, wrong
     assert client.get("/v1/models", headers={"X-API-Key": "k1"}).status_code == 200
     for public in ("/healthz", "/readyz", "/openapi.json"):
         assert client.get(public).status_code == 200, public
@@ -142,7 +146,9 @@ def test_openapi_states_the_configured_limits_and_security(client, openapi):
     assert fields["version_label"]["minLength"] == 1 and request["not"] == {"required": ["version", "version_label"]}
     assert "security" not in openapi and "securitySchemes" not in openapi["components"]  # no keys configured
     keyed = make_client(api_keys=("k1",)).get("/openapi.json").get_json()
-    assert keyed["security"] == [{"ApiKey": []}] and keyed["components"]["securitySchemes"]["ApiKey"]["in"] == "header"
+    assert keyed["security"] == [{"ApiKey": []}, {"Bearer": []}]
+    schemes = keyed["components"]["securitySchemes"]
+    assert schemes["ApiKey"]["in"] == "header" and schemes["Bearer"] == {"type": "http", "scheme": "bearer"}
     assert (
         keyed["paths"]["/readyz"]["get"]["security"] == []
         and "401" in keyed["paths"]["/v1/classify"]["post"]["responses"]
