@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from data_prep.errors import UserError
 from tfmodels.family import FAMILIES
 
 
@@ -86,6 +87,12 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--ema", type=float, help="Momentum of a moving average of the weights (0.99); 0 turns it off."),
         click.option("--patience", type=int, help="Early stopping on dev accuracy (best weights kept)."),
         click.option("--seed", type=int),
+        click.option(
+            "--seeds",
+            type=click.IntRange(min=1),
+            help="Train N runs, seeded SEED, SEED+1, ..., into OUT/seed-<s>/ and report their mean ± std "
+            "(OUT/seeds.json); a rerun skips finished seeds.",
+        ),
         click.option("--max-len", type=int, help="Length cap."),
         click.option("--bucketing/--pad-to-max", default=None, help="Bucket batches by length (default) or pad."),
         click.option("--backup-every-steps", type=int, help="BackupAndRestore frequency in steps."),
@@ -110,10 +117,20 @@ def training_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_training(
-    family: str, *, data: Path, out: Path, config_file: Path | None, force: bool, **overrides: Any
+    family: str,
+    *,
+    data: Path,
+    out: Path,
+    config_file: Path | None,
+    force: bool,
+    seeds: int | None = None,
+    **overrides: Any,
 ) -> None:
     from tfmodels.train import train as train_run
 
+    if seeds is not None:
+        _train_seeds(family, data=data, out=out, config_file=config_file, force=force, seeds=seeds, **overrides)
+        return
     metrics = train_run(family, data, out, config_file=config_file, overrides=overrides, force=force)
     if not metrics:  # a multi-worker run's other worker: the chief writes the model and the report
         click.echo(f"trained {family}: this worker's part is done; the chief writes {out}")
@@ -124,10 +141,41 @@ def run_training(
     )
 
 
+def _train_seeds(
+    family: str, *, data: Path, out: Path, config_file: Path | None, force: bool, seeds: int, **overrides: Any
+) -> None:
+    """`--seeds N`: N ordinary runs (tfmodels.seeds), compared on the resolved settings without the seed."""
+    from dataclasses import replace
+
+    from tfmodels.config import resolve
+    from tfmodels.family import get_family
+    from tfmodels.seeds import SEEDS_FILE, format_summary, run_seeds
+    from tfmodels.train import train as train_run
+
+    config = resolve(get_family(family).config_class, config_file, overrides)
+    if config.strategy == "multiworker":
+        raise UserError("--seeds trains its runs one after another in one process: not with --strategy multiworker")
+    settings = replace(config, data=str(data.resolve())).to_record()
+    settings.pop("seed")
+
+    def train_one(run_dir: Path, seed: int, force_one: bool) -> None:
+        one = {**overrides, "seed": seed}
+        train_run(family, data, run_dir, config_file=config_file, overrides=one, force=force_one)
+
+    summary = run_seeds(out, seeds, config.seed, train_one, settings=settings, force=force)
+    click.echo(f"trained {family} x {seeds} seeds -> {out / SEEDS_FILE}\n{format_summary(summary)}")
+
+
 @click.command(cls=OneLineCommand)
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def evaluate(run_dir: Path) -> None:
-    """Write RUN_DIR/report/: test metrics of the model and of the TF-IDF baseline, confusion, curves."""
+    """Write RUN_DIR/report/: test metrics with 95% bootstrap intervals for the model and the TF-IDF baseline,
+    their paired comparison, confusion, curves. A `--seeds` folder: every seed's run, then OUT/seeds.json."""
+    from tfmodels.seeds import SEEDS_FILE, evaluate_seeds, format_summary
+
+    if (run_dir / SEEDS_FILE).is_file():
+        click.echo(format_summary(evaluate_seeds(run_dir)))
+        return
     from tfmodels.evaluate import evaluate_run
 
     evaluate_run(run_dir)
@@ -155,9 +203,24 @@ def evaluate(run_dir: Path) -> None:
     help="Publish even if the gate finds the model worse, or cannot score the latest version on this run's test "
     "split (a different dataset with other labels or another input, or it fails to load).",
 )
-def export(run_dir: Path, model_base: Path, name: str, tolerance: float, force: bool) -> None:
+@click.option(
+    "--tflite",
+    is_flag=True,
+    help="Also write model.tflite into the version (served by --prefer_tflite_model), if it labels the test split "
+    "like the SavedModel.",
+)
+@click.option(
+    "--quantize",
+    type=click.Choice(["dynamic", "float16", "int8"]),
+    help="TF Lite weights: dynamic-range int8, float16, or int8 calibrated on train-split texts.",
+)
+def export(
+    run_dir: Path, model_base: Path, name: str, tolerance: float, force: bool, tflite: bool, quantize: str | None
+) -> None:
     """Publish RUN_DIR's model as the next SavedModel version, if it passes the gate."""
     from tfmodels.export import export_run
 
-    version_dir = export_run(run_dir, model_base, name, tolerance=tolerance, force=force)
+    version_dir = export_run(
+        run_dir, model_base, name, tolerance=tolerance, force=force, tflite=tflite, quantize=quantize
+    )
     click.echo(f"published {version_dir}")

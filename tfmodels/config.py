@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -65,6 +65,9 @@ class TrainConfig(Settings):
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"optimizer": ("adam", "adamw"), "decay": ("cosine", "linear")}
     # values that runs saved before a key existed were trained with, where today's default differs
     LEGACY: ClassVar[dict[str, Any]] = {}
+    # settings only `textclf export` reads: kept in config.json, but a run resumed or a --seeds rerun with
+    # other values trains the same model, so changed_keys' callers leave them out
+    EXPORT_ONLY: ClassVar[frozenset[str]] = frozenset()
 
     epochs: int = 6
     batch_size: int = 64  # per replica; global batch = batch_size x replicas
@@ -106,6 +109,12 @@ class TrainConfig(Settings):
 
     def to_record(self) -> dict[str, Any]:
         return {"family": self.family, **asdict(self)}
+
+
+def changed_keys(saved: Mapping[str, Any], new: Mapping[str, Any], ignore: Collection[str] = ()) -> list[str]:
+    """The keys whose values differ (present on one side only counts), sorted, leaving out `ignore`: what a
+    refusal to resume or rerun with other settings names."""
+    return sorted(k for k in set(saved) | set(new) if k not in ignore and saved.get(k) != new.get(k))
 
 
 def at_least(settings: Settings, minimum: float, *names: str) -> None:

@@ -2,9 +2,12 @@
 
 The names a served version is read by (signature, inputs, outputs, warm-up and card paths, version
 folders) are serving.contract's. The version is written to a "."-prefixed temp folder and renamed only
-after the gate passed, so a server never sees a bad version. The gate compares test accuracy with the
-latest version's on the same test split: its model card's figure when the split is the same, else that
-version re-scored on this run's test split (so a user can edit the data and export again).
+after the gate passed, so a server never sees a bad version. What is written is the family's
+`for_serving` copy of the run (the LSTM's is smaller), so the written SavedModel is scored on the test
+split, and that figure is the card's test accuracy and the one the gate compares (the trained model's,
+from the run's report, is kept beside it). The gate compares with the latest version's on the same test
+split: its model card's figure when the split is the same, else that version re-scored on this run's test
+split (so a user can edit the data and export again).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.atomic import publish_dir, write_text
+from data_prep.atomic import publish_dir, write_bytes, write_text
 from data_prep.dataset_format import TEXT, TOKENS, read_meta, split_fingerprint
 from data_prep.errors import UserError
 from data_prep.json_file import read_json_object
@@ -29,13 +32,16 @@ from serving.contract import (
     PROBABILITIES,
     SIGNATURE,
     TEXT_INPUT,
+    TFLITE_FILE,
     TOKENS_INPUT,
     TOP_SCORE,
     WARMUP_FILE,
     versions_on_disk,
 )
-from tfmodels.family import Built, read_run
+from tfmodels.config import TrainConfig
+from tfmodels.family import Built, ModelFamily, read_run
 from tfmodels.run_dir import RunDir
+from tfmodels.tflite import REPRESENTATIVE_EXAMPLES, check_tflite, convert, megabytes
 
 GATE_METRIC = "accuracy"
 WARMUP_EXAMPLES = 4
@@ -62,11 +68,15 @@ def serving_function(built: Built, input_name: str, labels: list[str]) -> Any:
 
 
 def write_saved_model(built: Built, input_name: str, labels: list[str], out_dir: Path) -> None:
-    """Model and preprocessor tracked together, so lookup tables and vocabularies land in the graph."""
+    """Write `built` as the serving graph; its lookup tables, vocabularies and variables are the ones the
+    endpoint uses.
+
+    Only the preprocessor is track()ed (for its lookup tables, which hold no variables): ExportArchive
+    saves a tracked model's Keras variables a second time beside the tf.Variables the endpoint captures,
+    which doubled the file."""
     import keras
 
     archive = keras.export.ExportArchive()
-    archive.track(built.model)
     archive.track(built.preprocessor)
     archive.add_endpoint(SIGNATURE, serving_function(built, input_name, labels))
     archive.write_out(str(out_dir), verbose=False)
@@ -190,19 +200,17 @@ def card_mismatch(previous: dict[str, Any], data_hash: str | None, split_hash: s
     return f"the dataset could not be checked ({lacking} has no data hash)"
 
 
-def check_gate(
+def gate_reference(
     previous: dict[str, Any] | None,
-    test_metrics: dict[str, Any],
     data_hash: str | None,
-    tolerance: float,
-    split_hash: str | None = None,
+    split_hash: str | None,
     *,
     rescore: Callable[[], float],
 ) -> Compared | None:
-    """Refuse a run whose test metric is worse than the latest version's beyond `tolerance`. Two test
-    accuracies compare only on the same test split: the card's figure is used when its split fingerprint is
-    this run's; otherwise `rescore` scores the latest version on this run's test split, and a version it
-    cannot score is a refusal (only --force may replace it). Returns what was compared (None: no card)."""
+    """The latest version's test accuracy the gate compares with (None: no card). Two test accuracies
+    compare only on the same test split: the card's figure is used when its split fingerprint is this
+    run's; otherwise `rescore` scores the latest version on this run's test split, and a version it cannot
+    score is a refusal (only --force may replace it). Known before the run is loaded, so it refuses early."""
     if previous is None:
         return None
     version = previous.get("version")
@@ -217,24 +225,31 @@ def check_gate(
                 f"gate: version {version} cannot be re-scored on this run's test split ({exc}) and {why}, so their "
                 f"test {GATE_METRIC} figures do not compare; use --force to publish"
             ) from None
-    accuracy = test_metrics[GATE_METRIC]
+    return compared
+
+
+def check_gate(compared: Compared | None, accuracy: float, tolerance: float) -> None:
+    """Refuse an exported model whose test accuracy is worse than `compared` beyond `tolerance`."""
+    if compared is None:
+        return
+    version = compared.version
     if accuracy < compared.accuracy - tolerance:
         worse = f"version {version} ({compared.accuracy:.4f})" if compared.source == CARD else compared.describe()
         raise UserError(
             f"gate: test {GATE_METRIC} {accuracy:.4f} is worse than {worse} beyond tolerance {tolerance}; "
             "use --force to publish"
         )
-    return compared
 
 
-def rescore_version(version_dir: Path, data_dir: Path, labels: list[str], card_labels: Any) -> float:
-    """A published version's test accuracy on DATA_DIR's test split, through its `serving_default`
-    (Contract 2), in batches; predictions are matched by label name, so a version whose columns are in
-    another order still scores. NotScorable when it fails to load, takes an input the dataset has no
-    feature for, or names other classes."""
+def score_version(
+    version_dir: Path, data_dir: Path, labels: list[str], card_labels: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """(true, predicted) label ids of DATA_DIR's test split in file order, through a SavedModel version's
+    `serving_default` (Contract 2), in batches; predictions are matched by label name (-1: another name),
+    so a version whose columns are in another order still scores. NotScorable when it fails to load, takes
+    an input the dataset has no feature for, or names other classes."""
     import tensorflow as tf
 
-    from tfmodels.evaluate import classification_metrics
     from tfmodels.pipeline import read_split
 
     try:
@@ -262,7 +277,15 @@ def rescore_version(version_dir: Path, data_dir: Path, labels: list[str], card_l
         raise NotScorable(f"it fails on this dataset: {_first_line(exc.message)}") from None
     if not y_true:
         raise NotScorable("this run's test split is empty")
-    return float(classification_metrics(np.concatenate(y_true), np.array(y_pred), labels)[GATE_METRIC])
+    return np.concatenate(y_true), np.array(y_pred)
+
+
+def rescore_version(version_dir: Path, data_dir: Path, labels: list[str], card_labels: Any) -> float:
+    """A published version's test accuracy on DATA_DIR's test split (score_version)."""
+    from tfmodels.evaluate import classification_metrics
+
+    y_true, y_pred = score_version(version_dir, data_dir, labels, card_labels)
+    return float(classification_metrics(y_true, y_pred, labels)[GATE_METRIC])
 
 
 def _check_classes(answer: dict[str, Any], card_labels: Any, labels: list[str]) -> None:
@@ -283,9 +306,22 @@ def _first_line(error: Any) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float = 0.005, force: bool = False) -> Path:
-    """Gate, then publish MODEL_BASE/NAME/<next version>; returns the version folder."""
+def export_run(
+    run_dir: Path,
+    model_base: Path,
+    name: str,
+    *,
+    tolerance: float = 0.005,
+    force: bool = False,
+    tflite: bool = False,
+    quantize: str | None = None,
+) -> Path:
+    """Write the family's serving copy of the run into a temp folder, score it on the test split, gate that
+    figure, then publish it as MODEL_BASE/NAME/<next version>; returns the version folder. `tflite` also
+    writes model.tflite (`quantize`d) into it, checked against the SavedModel on the test split."""
     run = RunDir(run_dir)
+    if quantize and not tflite:
+        raise UserError("--quantize applies to the TF Lite model: add --tflite")
     if not name or "/" in name or name.startswith("."):
         raise UserError(f"--name {name!r} must be a plain folder name")
     family, config = read_run(run)
@@ -301,29 +337,41 @@ def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float =
     compared = None
     if not force:
         previous = read_card(existing[latest]) if existing else None
-        compared = check_gate(
+        compared = gate_reference(
             previous,
-            test_metrics,
             data_hash,
-            tolerance,
             split_hash,
             rescore=lambda: rescore_version(existing[latest], data_dir, labels, (previous or {}).get("labels")),
         )
-        if compared:
-            print(
-                f"gate: test {GATE_METRIC} {test_metrics[GATE_METRIC]:.4f} against {compared.describe()}, "
-                f"tolerance {tolerance}: passed"
-            )
     from tfmodels.pipeline import read_split
 
     built = family.load(run.model, config)
+    served = family.for_serving(built, config)
     examples = [
         t for t, _ in read_split(data_dir, "test", family.input_feature, limit=WARMUP_EXAMPLES).as_numpy_iterator()
     ]
     version = latest + 1
     with publish_dir(model_dir / str(version)) as tmp:
-        write_saved_model(built, family.serving_input, labels, tmp)
+        write_saved_model(served, family.serving_input, labels, tmp)
         write_warmup(tmp / WARMUP_FILE, name, family.serving_input, examples)
+        _check_loads(tmp, served, examples, len(labels))
+        served_metrics, agreement = _score_export(tmp, built, family, config, labels)
+        print(
+            f"exported model: test {GATE_METRIC} {served_metrics[GATE_METRIC]:.4f}, macro-F1 "
+            f"{served_metrics['macro_f1']:.4f} (trained model {test_metrics[GATE_METRIC]:.4f}; "
+            f"labels agree on {agreement:.2%} of the test texts)"
+        )
+        check_gate(compared, served_metrics[GATE_METRIC], tolerance)  # None when forced or the first version
+        if compared:
+            print(
+                f"gate: test {GATE_METRIC} {served_metrics[GATE_METRIC]:.4f} against {compared.describe()}, "
+                f"tolerance {tolerance}: passed"
+            )
+        lite = (
+            _write_tflite(tmp, data_dir, family.serving_input, family.input_feature, quantize, force)
+            if tflite
+            else None
+        )
         card = {
             "name": name,
             "version": version,
@@ -331,23 +379,69 @@ def export_run(run_dir: Path, model_base: Path, name: str, *, tolerance: float =
             "input_kind": family.serving_input,
             "preprocessing": meta.get("preprocessing"),
             "labels": labels,
-            "test_metrics": test_metrics,
+            # the written SavedModel scored on the test split: what is served, and what the gate compared
+            "test_metrics": served_metrics,
+            # the trained model's (the run's report/metrics.json), and how often the two give the same label
+            "trained_test_metrics": test_metrics,
+            "label_agreement_with_trained": agreement,
             "baseline_test_metrics": baseline_metrics,
             "data_hash": data_hash,
             "split_hash": split_hash,
             # what the gate compared test accuracy with: the replaced version's card figure or its re-score
             "gate": {"forced": force, "compared_with": compared.record() if compared else None},
             "data_dir": str(data_dir),
+            # MB on disk of the version folder as served (the card itself, a few kB, not counted)
+            "size_mb": megabytes(tmp),
+            "tflite": lite,
             "hyperparameters": config.to_record(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_text(tmp / CARD_FILE, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-        _check_loads(tmp, built, examples, len(labels))
     return model_dir / str(version)
 
 
+def _write_tflite(
+    version_dir: Path, data_dir: Path, input_name: str, feature: str, quantize: str | None, force: bool
+) -> dict[str, Any]:
+    """Convert the version's SavedModel into version_dir/model.tflite after the TF Lite gate passed; returns
+    the card's record of it. int8 calibrates on train-split strings; the check runs the whole test split."""
+    from tfmodels.pipeline import read_split
+
+    def strings(split: str, limit: int = 0) -> list[bytes]:
+        return [t for t, _ in read_split(data_dir, split, feature, limit=limit).as_numpy_iterator()]
+
+    representative = strings("train", REPRESENTATIVE_EXAMPLES) if quantize == "int8" else []
+    content = convert(version_dir, quantize, representative, input_name)
+    record = check_tflite(content, version_dir, input_name, strings("test"), quantize, force)
+    write_bytes(version_dir / TFLITE_FILE, content)
+    return record
+
+
+def _score_export(
+    version_dir: Path, built: Built, family: ModelFamily, config: TrainConfig, labels: list[str]
+) -> tuple[dict[str, Any], float]:
+    """The written version's test accuracy, macro-F1 and examples, scored the way the gate re-scores a
+    published version (score_version), and the share of test texts it gives the trained model's label."""
+    from tfmodels.evaluate import classification_metrics, predict_split
+
+    data_dir = Path(config.data)
+    try:
+        y_true, y_served = score_version(version_dir, data_dir, labels, labels)
+    except NotScorable as exc:
+        raise UserError(f"gate: the exported model cannot be scored on the test split ({exc})") from None
+    trained_true, probabilities = predict_split(
+        built, config, family.input_feature, family.length_fn, data_dir, "test", len(labels)
+    )
+    if not np.array_equal(y_true, trained_true):
+        raise RuntimeError("the exported and the trained model's test labels are not in the same order")
+    metrics = classification_metrics(y_true, y_served, labels)
+    agreement = float(np.mean(y_served == probabilities.argmax(axis=1)))
+    return {key: metrics[key] for key in ("accuracy", "macro_f1", "examples")}, agreement
+
+
 def _check_loads(version_dir: Path, built: Built, examples: list[bytes], num_classes: int) -> None:
-    """The gate's load check: a fresh tf.saved_model.load answers the warm-up like the Keras model does."""
+    """The gate's load check: a fresh tf.saved_model.load answers the warm-up like the Keras model it was
+    written from does."""
     import tensorflow as tf
 
     answers = replay_warmup(version_dir)

@@ -12,6 +12,8 @@ A family is a module-level object with:
 - `build(config, train_strings, num_classes) -> Built`, called INSIDE `strategy.scope()`; `train_strings`
   is the unbatched train split's `input_feature` (for vocabularies).
 - `save(built, model_dir)` / `load(model_dir, config) -> Built`: RUN_DIR/model/.
+- `for_serving(built, config) -> Built`: what `export` writes, e.g. a smaller copy (the LSTM's rare
+  n-gram rows left out, int8 tables); the exporter scores what it wrote, so the card tells its accuracy.
 
 `Built` keeps apart the two halves KerasHub also keeps apart (a task and its preprocessor): the
 preprocessor runs inside tf.data while training and inside the serving graph after export, so it must be
@@ -55,6 +57,8 @@ class ModelFamily(Protocol):
     def save(self, built: Built, model_dir: Path) -> None: ...
 
     def load(self, model_dir: Path, config: TrainConfig) -> Built: ...
+
+    def for_serving(self, built: Built, config: TrainConfig) -> Built: ...
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from data_prep.dataset_format import read_meta
 from data_prep.errors import UserError
 from data_prep.json_file import read_json
-from tfmodels.config import TrainConfig, resolve, save_config
+from tfmodels.config import TrainConfig, changed_keys, resolve, save_config
 from tfmodels.evaluate import evaluate_run
 from tfmodels.family import Built, ModelFamily, get_family, read_run
 from tfmodels.run_dir import RunDir
@@ -31,8 +33,7 @@ from tfmodels.run_dir import RunDir
 def _start_mode(run: RunDir, config: TrainConfig, force: bool) -> str:
     """'fresh' or 'resume'; refuses to overwrite a finished run or resume with different settings."""
     if run.backup_progress.is_file() and not force:
-        saved, new = read_run(run)[1].to_record(), config.to_record()
-        changed = sorted(k for k in set(saved) | set(new) if saved.get(k) != new.get(k))
+        changed = changed_keys(read_run(run)[1].to_record(), config.to_record(), type(config).EXPORT_ONLY)
         if changed:
             raise UserError(
                 f"{run.path} holds an interrupted run with other settings ({', '.join(changed)}); "
@@ -59,6 +60,72 @@ def _best_dev_so_far(run: RunDir) -> float | None:
     return max(values) if values else None
 
 
+@dataclass(frozen=True)
+class SoftTargets:
+    """What `textclf distill` adds to training: the teachers' averaged probabilities at `temperature` for every
+    train example (file order) and for extra unlabelled texts (given as the family's input feature), mixed
+    with the hard labels by `alpha` (see _distillation_loss)."""
+
+    temperature: float
+    alpha: float
+    train: np.ndarray  # float32 [train split size, num_classes]
+    extra_inputs: list[str]
+    extra: np.ndarray  # float32 [len(extra_inputs), num_classes]
+
+
+def _distillation_loss(num_classes: int, soft: SoftTargets, label_smoothing: float) -> Any:
+    """Hinton et al.'s loss on targets [hard one-hot | teacher probabilities at T], per example:
+    alpha * CE(hard, softmax(z)) + (1 - alpha) * T^2 * KL(teacher_T || softmax(z / T)).
+    T^2 keeps the soft part's gradients on the scale of the hard part's as T grows. An unlabelled text's hard
+    part is all zeros, so only the teachers teach it."""
+    from keras import ops
+
+    t, alpha = soft.temperature, soft.alpha
+
+    def distillation_loss(y_true: Any, logits: Any) -> Any:
+        logits = ops.cast(logits, "float32")
+        hard, teacher = y_true[:, :num_classes], y_true[:, num_classes:]
+        hard = hard * (1.0 - label_smoothing) + ops.sum(hard, axis=-1, keepdims=True) * label_smoothing / num_classes
+        ce = -ops.sum(hard * ops.log_softmax(logits, axis=-1), axis=-1)
+        log_teacher = ops.log(ops.maximum(teacher, 1e-7))
+        kl = ops.sum(teacher * (log_teacher - ops.log_softmax(logits / t, axis=-1)), axis=-1)
+        return alpha * ce + (1.0 - alpha) * t * t * kl
+
+    return distillation_loss
+
+
+def _hard_accuracy(num_classes: int) -> Any:
+    """Accuracy on the hard labels of distillation targets, under the name the callbacks monitor; an unlabelled
+    text counts as agreement with the teachers' top class."""
+    import keras
+    from keras import ops
+
+    def hard_accuracy(y_true: Any, logits: Any) -> Any:
+        hard, teacher = y_true[:, :num_classes], y_true[:, num_classes:]
+        labelled = ops.sum(hard, axis=-1, keepdims=True) > 0
+        return keras.metrics.categorical_accuracy(ops.where(labelled, hard, teacher), logits)
+
+    return keras.metrics.MeanMetricWrapper(hard_accuracy, name="accuracy")
+
+
+def _with_soft_targets(train_raw: Any, soft: SoftTargets, n_train: int, labels: int) -> Any:
+    """(text, label) -> ({"x": text, "soft": probabilities}, label), then the extra texts with label -1 (whose
+    one-hot is all zeros: no hard label)."""
+    import tensorflow as tf
+
+    if len(soft.train) < n_train:
+        raise UserError(f"the teachers' probabilities cover {len(soft.train)} train examples, training reads {n_train}")
+    probs = tf.data.Dataset.from_tensor_slices(soft.train[:n_train])
+    labelled = tf.data.Dataset.zip(train_raw, probs).map(lambda pair, p: ({"x": pair[0], "soft": p}, pair[1]))
+    extra = tf.data.Dataset.from_tensor_slices(
+        (
+            {"x": tf.constant(soft.extra_inputs, tf.string), "soft": soft.extra.reshape(-1, labels)},
+            tf.fill([len(soft.extra_inputs)], tf.constant(-1, tf.int64)),
+        )
+    )
+    return labelled.concatenate(extra)
+
+
 @dataclass
 class Session:
     """A compiled model and its input pipelines, ready for `fit` (shared by train() and bench/train.py)."""
@@ -71,9 +138,15 @@ class Session:
 
 
 def compile_session(
-    family: ModelFamily, data_dir: Path, config: TrainConfig, strategy: Any, meta: dict[str, Any]
+    family: ModelFamily,
+    data_dir: Path,
+    config: TrainConfig,
+    strategy: Any,
+    meta: dict[str, Any],
+    soft: SoftTargets | None = None,
 ) -> Session:
-    """Seed, read the train split, build + compile the family's model in the strategy's scope, make tf.data."""
+    """Seed, read the train split, build + compile the family's model in the strategy's scope, make tf.data.
+    With `soft`, the targets are [one-hot | teacher probabilities] and the loss is the distillation loss."""
     import keras
     import tensorflow as tf
 
@@ -92,11 +165,16 @@ def compile_session(
     labels = list(meta["labels"])
     if n_train == 0:
         raise UserError(f"{data_dir} has an empty train split")
-    steps_per_epoch = math.ceil(n_train / global_batch)
+    n_extra = len(soft.extra_inputs) if soft else 0
+    steps_per_epoch = math.ceil((n_train + n_extra) / global_batch)
     workers = input_workers(strategy)
     sharding = {split: _shard_policy(data_dir, split, workers, config.max_train_examples) for split in ("train", "dev")}
+    if soft:  # the teachers' probabilities are an in-memory dataset beside the files: no file sharding
+        sharding = dict.fromkeys(sharding, tf.data.experimental.AutoShardPolicy.DATA)
     print(
-        f"{family.name}: {n_train} train examples, {len(labels)} labels, {replicas} replica(s) "
+        f"{family.name}: {n_train} train examples"
+        + (f" + {n_extra} unlabelled, distilled at T={soft.temperature}, alpha={soft.alpha}" if soft else "")
+        + f", {len(labels)} labels, {replicas} replica(s) "
         f"({type(strategy).__name__}), global batch {global_batch}"
         + (f", {workers} workers, input sharded by {sharding['train'].name}" if workers > 1 else "")
     )
@@ -115,8 +193,10 @@ def compile_session(
                 clipnorm=config.clipnorm,
                 ema=config.ema,
             ),
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            loss=_distillation_loss(len(labels), soft, config.label_smoothing)
+            if soft
+            else keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+            metrics=[_hard_accuracy(len(labels)) if soft else keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _keras_multiworker_fixes(built.model, strategy)
@@ -128,8 +208,26 @@ def compile_session(
         length_fn=family.length_fn,
         bucketing=config.bucketing,
     )
-    train_ds = batched(train_raw, shuffle_buffer=config.shuffle_buffer, seed=config.seed, **common)
-    dev_ds = batched(read_split(data_dir, "dev", feature), **common)
+    if soft:
+        # batched() sees {"x": text, "soft": p} as the text: the preprocessor and the length read "x", "soft"
+        # rides along, then joins the one-hot label as the target. Dev's soft half is zeros: its loss is then
+        # alpha x cross-entropy, and its accuracy the hard labels'.
+        preprocessor, length_fn = built.preprocessor, family.length_fn
+        common["preprocessor"] = lambda inputs: (preprocessor(inputs["x"]), inputs["soft"])
+        common["length_fn"] = None if length_fn is None else lambda inputs: length_fn(inputs["x"])
+        train_ds = batched(
+            _with_soft_targets(train_raw, soft, n_train, len(labels)),
+            shuffle_buffer=config.shuffle_buffer,
+            seed=config.seed,
+            **common,
+        ).map(lambda x, y: (x[0], tf.concat([y, x[1]], axis=-1)))
+        common["preprocessor"], common["length_fn"] = preprocessor, length_fn
+        dev_ds = batched(read_split(data_dir, "dev", feature), **common).map(
+            lambda x, y: (x, tf.concat([y, tf.zeros_like(y)], -1))
+        )
+    else:
+        train_ds = batched(train_raw, shuffle_buffer=config.shuffle_buffer, seed=config.seed, **common)
+        dev_ds = batched(read_split(data_dir, "dev", feature), **common)
     return Session(
         built,
         train_ds.with_options(_sharded(sharding["train"])),
@@ -163,12 +261,12 @@ FRESH, RESUME, REFUSED = 1, 2, 3
 
 
 def _open_run(run: RunDir, config: TrainConfig, force: bool) -> int:
-    """The chief's side: FRESH (RUN_DIR cleared, config saved) or RESUME; a UserError if it must not start."""
+    """The chief's side: FRESH (RUN_DIR cleared) or RESUME, config saved (a resumed run may change only
+    export settings: config.json holds the ones given last); a UserError if it must not start."""
     run.path.mkdir(parents=True, exist_ok=True)
-    if _start_mode(run, config, force) == "resume":
-        return RESUME
+    mode = RESUME if _start_mode(run, config, force) == "resume" else FRESH
     save_config(run, config)
-    return FRESH
+    return mode
 
 
 def _start_line(run: RunDir, mode: int, role: str, chief: bool) -> str:
@@ -190,9 +288,10 @@ def train(
     config_file: Path | None = None,
     overrides: dict[str, Any] | None = None,
     force: bool = False,
+    soft: SoftTargets | None = None,
 ) -> dict[str, Any]:
     """Train, keep the best dev weights, save the model and write the evaluation report. Returns metrics
-    ({} on a worker other than the chief, which writes no run folder)."""
+    ({} on a worker other than the chief, which writes no run folder). `soft`: distill (tfmodels.distill)."""
     from tfmodels.strategy import agree, make_strategy, worker_role  # first TF touch: see tfmodels.strategy
 
     data_dir, run = Path(data_dir).resolve(), RunDir(run_dir)
@@ -215,7 +314,7 @@ def train(
     try:
         if mode == RESUME and not chief:
             shutil.copytree(run.backup, out.backup)  # restore from the chief's backup, back up to its own
-        metrics = _fit(family, data_dir, config, strategy, meta, run, out, chief)
+        metrics = _fit(family, data_dir, config, strategy, meta, run, out, chief, soft)
         # the others leave only once the chief has written the model and the report: a worker that left
         # earlier would be reported to the chief as crashed by TF's coordination service
         agree(strategy, 0, chief=chief)
@@ -275,12 +374,13 @@ def _fit(
     run: RunDir,
     out: RunDir,
     chief: bool,
+    soft: SoftTargets | None,
 ) -> dict[str, Any]:
     """Compile and fit, writing into `out`; the chief also saves the model and the report into `run`."""
     import keras
     import tensorflow as tf
 
-    session = compile_session(family, data_dir, config, strategy, meta)
+    session = compile_session(family, data_dir, config, strategy, meta, soft)
     built = session.built
 
     best_path = out.best_weights

@@ -62,7 +62,7 @@ from tfmodels.stamps import (
 )
 
 PREP_SET_BY_PIPELINE = ("source", "out_dir", "force")
-TRAIN_SET_BY_PIPELINE = ("data", "out", "force")
+TRAIN_SET_BY_PIPELINE = ("data", "out", "force", "seeds")
 EXPORT_FORWARDED = ("tolerance", "force")
 # flags that change how a step runs, not what it makes (prep's output is the same with any worker count)
 OUTPUT_NEUTRAL = ("workers", "quiet")
@@ -216,6 +216,7 @@ def _prep_code() -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "textclf": installed_version("textclf"),
         "jieba": installed_version("jieba"),
+        "rjieba": installed_version("rjieba"),
         "data_prep": sources_digest(Path(data_prep.__file__).parent),
     }
 

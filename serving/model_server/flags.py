@@ -43,6 +43,9 @@ class ServerOptions:
     max_num_load_retries: int = 5
     load_retry_interval_micros: int = 60_000_000
     version: bool = False
+    # serve a version folder's model.tflite instead of its SavedModel, with this many single-threaded interpreters
+    prefer_tflite_model: bool = False
+    num_tflite_pools: int = len(os.sched_getaffinity(0))  # TF Serving: port::NumSchedulableCPUs()
     # This server's own flags (tensorflow_model_server has none of them): bind to loopback, refuse gRPC config
     # reloads, bound a reload's wait and the REST body size (TF Serving: no raw limit, 100 MiB gunzipped).
     bind_address: str = "127.0.0.1"
@@ -65,9 +68,7 @@ IGNORED_FLAGS: dict[str, type] = {
     "platform_config_file": str,
     "per_process_gpu_memory_fraction": float,
     "remove_unused_fields_from_bundle_metagraph": bool,
-    "prefer_tflite_model": bool,
-    "num_tflite_pools": int,
-    "num_tflite_interpreters_per_pool": int,
+    "num_tflite_interpreters_per_pool": int,  # its per-pool batch scheduler is not implemented: one interpreter
     "xla_cpu_compilation_enabled": bool,
     "xla_gpu_compilation_enabled": bool,
     "enable_profiler": bool,

@@ -3,6 +3,7 @@ servable handle, so a version swap never frees (closes the session of) a version
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,10 @@ from tensorflow.python.saved_model import loader_impl
 from serving.contract import SIGNATURE
 from serving.model_server.errors import ServingError, failed_precondition, invalid_argument, not_found
 from serving.model_server.session_bundle import SessionBundle
-from serving.model_server.signature import Signature, op_error
+from serving.model_server.signature import Bundle, Signature, op_error
+from serving.model_server.tflite_session import TfLiteSession, has_tflite
+
+log = logging.getLogger(__name__)
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
@@ -31,7 +35,7 @@ class Servable:
         version: int,
         signature_defs: Mapping[str, meta_graph_pb2.SignatureDef],
         signatures: Mapping[str, Signature],
-        bundle: SessionBundle | None = None,
+        bundle: Bundle | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -43,10 +47,18 @@ class Servable:
         self._idle = threading.Condition()
 
     @classmethod
-    def load(cls, name: str, version: int, path: Path, tags: list[str]) -> Servable:
+    def load(
+        cls, name: str, version: int, path: Path, tags: list[str], *, prefer_tflite: bool = False, tflite_pools: int = 1
+    ) -> Servable:
         """Load a SavedModel version with the server's tags as SavedModelBundle does. Every failure is a
         ServingError with TF Serving's code: no SavedModel or a tag miss is NOT_FOUND, a corrupt one DATA_LOSS,
-        TensorFlow's errors keep theirs."""
+        TensorFlow's errors keep theirs. With `prefer_tflite` a version holding model.tflite is served from it
+        (a pool of `tflite_pools` interpreters) and saved_model.pb is not read, as in TF Serving."""
+        if prefer_tflite and has_tflite(path):
+            lite = TfLiteSession.load(path, tflite_pools)
+            log.info("Serving %s version %d from model.tflite (%d interpreters)", name, version, tflite_pools)
+            signatures = {key: Signature(key, sd, lite) for key, sd in lite.signature_defs.items()}
+            return cls(name, version, lite.signature_defs, signatures, lite)
         if not any((path / file).is_file() for file in SAVED_MODEL_FILES):
             raise not_found(f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {path}")
         try:

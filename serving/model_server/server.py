@@ -108,7 +108,9 @@ def loader(options: ServerOptions, inference: Inference) -> Loader:
     tags = [t for t in options.saved_model_tags.split(",") if t]
 
     def load(name: str, version: int, path: Path) -> Servable:
-        servable = Servable.load(name, version, path, tags)
+        servable = Servable.load(
+            name, version, path, tags, prefer_tflite=options.prefer_tflite_model, tflite_pools=options.num_tflite_pools
+        )
         if options.enable_model_warmup:
             start = time.monotonic()
             try:

@@ -9,7 +9,7 @@ the client with TensorFlow's code and message. Messages here are theirs word for
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -17,8 +17,14 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 from serving.model_server.errors import ServingError, invalid_argument, status_code
 
-if TYPE_CHECKING:
-    from serving.model_server.session_bundle import SessionBundle
+
+class Bundle(Protocol):
+    """What runs a version's tensors: its SessionBundle, or its TfLiteSession under --prefer_tflite_model."""
+
+    def run(self, feeds: dict[str, np.ndarray], fetches: tuple[str, ...]) -> list[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -46,9 +52,9 @@ def _keys(names: Sequence[str] | set[str]) -> str:
 
 
 class Signature:
-    """A SignatureDef of a loaded version, run in that version's session."""
+    """A SignatureDef of a loaded version, run in that version's session (or its TF Lite interpreter pool)."""
 
-    def __init__(self, name: str, signature_def: meta_graph_pb2.SignatureDef, bundle: SessionBundle) -> None:
+    def __init__(self, name: str, signature_def: meta_graph_pb2.SignatureDef, bundle: Bundle) -> None:
         self.name = name
         self.signature_def = signature_def
         self.inputs = signature_def.inputs

@@ -1,9 +1,10 @@
-"""A tiny prepared dataset written the way `textclf prep` writes it (Contract 1), in a second; and a run
-folder faked as far as the export gate reads it."""
+"""A tiny prepared dataset written the way `textclf prep` writes it (Contract 1), in a second; a run
+folder faked as far as the export gate reads it; and a truly worse copy of a real run."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from data_prep.dataset_format import LABEL, META_FILE, SCHEMA_VERSION, TEXT, TOKENS, shard_name
@@ -56,3 +57,20 @@ def published(model_base: Path, card: str) -> Path:
     (version / "assets.extra").mkdir(parents=True)
     (version / "assets.extra" / "model_card.json").write_text(card)
     return model_base
+
+
+def flipped(run: Path, out: Path) -> Path:
+    """A copy of a two-class RUN whose network gives every text the other label (its class columns swapped):
+    a model truly worse (its accuracy is one minus the run's), not a report edited, since the gate scores
+    the exported model itself."""
+    from tfmodels.family import read_run
+    from tfmodels.run_dir import RunDir
+
+    shutil.copytree(run, out)
+    family, config = read_run(RunDir(out))
+    built = family.load(RunDir(out).model, config)
+    for layer in built.model.layers:
+        if layer.name in ("logits", "wide"):  # the two parts whose outputs add up to the logits
+            layer.set_weights([w[..., ::-1] if w.shape[-1] == len(LABELS) else w for w in layer.get_weights()])
+    family.save(built, RunDir(out).model)
+    return out

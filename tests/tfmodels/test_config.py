@@ -10,7 +10,7 @@ import pytest
 
 from data_prep.errors import UserError
 from tfmodels.bert.config import BertConfig, MLMConfig
-from tfmodels.config import TrainConfig, read_record, resolve, save_config
+from tfmodels.config import TrainConfig, changed_keys, read_record, resolve, save_config
 from tfmodels.lstm.config import LSTMConfig
 from tfmodels.run_dir import RunDir
 
@@ -153,3 +153,28 @@ def test_mlm_settings_are_type_checked_by_the_same_reader() -> None:
         MLMConfig.from_mapping({"epochs": "two"})
     with pytest.raises(UserError, match="unknown hyperparameter 'masking'"):
         MLMConfig.from_mapping({"masking": 0.2})
+
+
+def test_changed_keys_names_what_differs_but_what_is_ignored() -> None:
+    assert changed_keys({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 5, "d": 4}) == ["b", "c", "d"]
+    assert changed_keys({"a": 1, "b": 2}, {"a": 2, "b": 3}, ignore={"b"}) == ["a"]
+    assert changed_keys({}, {}) == []
+    # export-only settings are real settings, saved in config.json with the others
+    assert LSTMConfig.EXPORT_ONLY == {"export_min_df", "export_dtype"} and TrainConfig.EXPORT_ONLY == frozenset()
+    assert LSTMConfig.EXPORT_ONLY <= set(LSTMConfig().to_record())
+
+
+def test_a_run_resumes_with_other_export_settings_and_saves_them_but_not_with_other_training_settings(
+    tmp_path: Path,
+) -> None:
+    from tfmodels.train import RESUME, _open_run
+
+    run = RunDir(tmp_path)
+    save_config(run, resolve(LSTMConfig, None, {"lstm_units": 8}))
+    run.backup_progress.parent.mkdir()
+    run.backup_progress.write_text('{"epoch": 0, "batch": 3}')  # as Keras leaves it when killed mid-epoch
+    exported_otherwise = resolve(LSTMConfig, None, {"lstm_units": 8, "export_dtype": "float16", "export_min_df": 0})
+    assert _open_run(run, exported_otherwise, force=False) == RESUME
+    assert LSTMConfig.from_record(read_record(run)) == exported_otherwise  # `textclf export` reads the new ones
+    with pytest.raises(UserError, match=r"interrupted run with other settings \(lstm_units\)"):
+        _open_run(run, resolve(LSTMConfig, None, {"lstm_units": 16, "export_dtype": "float32"}), force=False)

@@ -14,14 +14,13 @@ import pytest
 from data_prep.errors import UserError
 from serving.contract import CARD_FILE, TOKENS_INPUT
 from tests.support.cli import textclf
-from tests.support.corpus import SMALL, generated_rows
-from tests.support.prepared import fake_run, published, write_prepared
-from tfmodels.export import Compared, NotScorable, check_gate, read_card, read_metrics
+from tests.support.corpus import LABELS, SMALL, generated_rows
+from tests.support.prepared import fake_run, flipped, published, write_prepared
+from tfmodels.export import Compared, NotScorable, check_gate, gate_reference, read_card, read_metrics
 from tfmodels.run_dir import RunDir
 
 HASH_A, HASH_B = "a" * 64, "b" * 64
 SPLIT_A, SPLIT_B = "c" * 64, "d" * 64
-METRICS = {"accuracy": 0.80, "macro_f1": 0.8, "examples": 100}
 
 
 def card(accuracy: float | None, split_hash: str | None = SPLIT_A, data_hash: str | None = HASH_A) -> dict:
@@ -44,7 +43,9 @@ def gate(
     data_hash: str | None = HASH_A,
     split_hash: str | None = SPLIT_A,
 ) -> Compared | None:
-    return check_gate(previous, {**METRICS, "accuracy": accuracy}, data_hash, 0.005, split_hash, rescore=rescore)
+    compared = gate_reference(previous, data_hash, split_hash, rescore=rescore)
+    check_gate(compared, accuracy, 0.005)
+    return compared
 
 
 def test_on_the_same_split_the_card_figure_is_compared() -> None:
@@ -153,8 +154,30 @@ def versions(models: Path) -> list[str]:
     return sorted(p.name for p in (models / "sent").iterdir())
 
 
+def model_card(version_dir: Path) -> dict:
+    return json.loads((version_dir / CARD_FILE).read_text())
+
+
 def gate_record(version_dir: Path) -> dict:
-    return json.loads((version_dir / CARD_FILE).read_text())["gate"]
+    return model_card(version_dir)["gate"]
+
+
+def served_and_trained_labels(version_dir: Path, run: Path) -> tuple[list[int], list[int], list[int]]:
+    """(true, served, trained) label ids of the run's test split: the version's SavedModel loaded afresh and
+    the run's Keras model, each over the whole split at once."""
+    import tensorflow as tf
+
+    from data_prep.dataset_format import TOKENS
+    from tfmodels.family import read_run
+    from tfmodels.pipeline import read_split
+
+    family, config = read_run(RunDir(run))
+    texts, true = zip(*read_split(Path(config.data), "test", TOKENS).as_numpy_iterator(), strict=True)
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    served = [LABELS.index(name.decode()) for name in signature(tokens=tf.constant(texts))["label"].numpy()]
+    built = family.load(RunDir(run).model, config)
+    trained = built.model(built.preprocessor(tf.constant(texts)), training=False).numpy().argmax(axis=1)
+    return [int(y) for y in true], served, [int(y) for y in trained]
 
 
 @pytest.mark.slow
@@ -167,44 +190,55 @@ def test_after_a_data_edit_the_latest_version_is_rescored_on_the_new_test_split(
     models = tmp_path / "models"
     export_run(trained, models, "sent")
     assert gate_record(models / "sent" / "1") == {"forced": False, "compared_with": None}
+    # the card's test figures are the exported (reduced) SavedModel's, as a fresh scoring of it finds them;
+    # the trained model's figures (its report) and the label agreement of the two are kept beside them
+    card = model_card(models / "sent" / "1")
+    true, served, trained_labels = served_and_trained_labels(models / "sent" / "1", trained)
+    assert card["test_metrics"]["accuracy"] == pytest.approx(sum(map(int.__eq__, true, served)) / len(true))
+    assert card["test_metrics"]["examples"] == len(true) and 0 < card["test_metrics"]["macro_f1"] <= 1
+    assert card["label_agreement_with_trained"] == pytest.approx(
+        sum(map(int.__eq__, served, trained_labels)) / len(true)
+    )
+    assert card["trained_test_metrics"] == read_metrics(RunDir(trained))[0]
     # the user edits the data: other rows, other split counts, so another split fingerprint
     edited = write_prepared(tmp_path / "edited", generated_rows(700, seed=8), (450, 100, 150))
-    # the candidate is the same network evaluated on the edited data, so it scores exactly what version 1
-    # re-scored on the new test split does: the pass below is "as good", and the refusal is "worse" by 0.1
+    # the candidate is the same network evaluated on the edited data, so it scores about what version 1
+    # re-scored on the new test split does: the pass below is "as good"; its flipped copy is "worse"
     candidate = tmp_path / "candidate"
     shutil.copytree(trained, candidate)
     config = json.loads((candidate / "config.json").read_text())
     (candidate / "config.json").write_text(json.dumps({**config, "data": str(edited)}))
     accuracy = evaluate_run(candidate)["model"]["accuracy"]
 
-    worse = tmp_path / "worse"
-    shutil.copytree(candidate, worse)
-    metrics = json.loads((worse / "report" / "metrics.json").read_text())
-    metrics["model"]["accuracy"] = accuracy - 0.1
-    (worse / "report" / "metrics.json").write_text(json.dumps(metrics))
+    worse = flipped(candidate, tmp_path / "worse")
     refused = textclf("export", str(worse), "--model-base", str(models), "--name", "sent")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     errors = [line for line in refused.stderr.splitlines() if line.startswith("Error")]
     assert len(errors) == 1, refused.stderr
-    rescored = re.search(
-        r"version 1 re-scored on this run's test split \((\d\.\d{4}); .*different dataset split", errors[0]
+    match = re.search(
+        r"test accuracy (\d\.\d{4}) is worse than version 1 re-scored on this run's test split \((\d\.\d{4}); "
+        r".*different dataset split",
+        errors[0],
     )
-    assert f"test accuracy {accuracy - 0.1:.4f} is worse than" in errors[0] and rescored, errors[0]
+    assert match, errors[0]
+    worse_accuracy, rescored = match.groups()
     assert versions(models) == ["1"]
 
     capsys.readouterr()
     export_run(candidate, models, "sent")
     printed = capsys.readouterr().out
-    assert f"gate: test accuracy {accuracy:.4f} against version 1 re-scored on this run's test split (" in printed
+    served = model_card(models / "sent" / "2")["test_metrics"]["accuracy"]
+    assert f"gate: test accuracy {served:.4f} against version 1 re-scored on this run's test split (" in printed
+    assert float(worse_accuracy) == pytest.approx(1 - served, abs=1e-4)  # every label flipped
     compared = gate_record(models / "sent" / "2")["compared_with"]
     assert (compared["version"], compared["source"]) == (1, "re-scored")
-    assert f"{compared['accuracy']:.4f}" == rescored.group(1)
+    assert f"{compared['accuracy']:.4f}" == rescored
     assert abs(compared["accuracy"] - accuracy) < 0.01  # the same network on the same texts (Keras vs SavedModel)
 
     # version 2 was tested on this very split: its card's figure is compared, nothing is re-scored
     export_run(candidate, models, "sent")
     assert "from its model card (same test split)" in capsys.readouterr().out
-    assert gate_record(models / "sent" / "3")["compared_with"] == {"version": 2, "accuracy": accuracy, "source": "card"}
+    assert gate_record(models / "sent" / "3")["compared_with"] == {"version": 2, "accuracy": served, "source": "card"}
 
 
 @pytest.mark.slow

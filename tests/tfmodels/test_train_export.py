@@ -4,7 +4,6 @@ the export reloads in a fresh process and matches the Keras model; the gate refu
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from tests.support.cli import ROOT, cli_env, textclf
 from tests.support.corpus import SMALL
+from tests.support.prepared import flipped
 
 pytestmark = pytest.mark.slow
 
@@ -84,19 +84,15 @@ def test_export_round_trip_and_gate(mirrored_run: Path, prepared: Path, tmp_path
     from tfmodels.run_dir import RunDir
 
     family, config = read_run(RunDir(mirrored_run))
-    built = family.load(RunDir(mirrored_run).model, config)
+    built = family.for_serving(family.load(RunDir(mirrored_run).model, config), config)  # the copy exported
     expected = tf.nn.softmax(built.model(built.preprocessor(tf.constant(inputs)))).numpy()
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
     assert served["label"] == [["negative", "positive"][i] for i in expected.argmax(axis=1)]
     np.testing.assert_allclose(served["top_score"], expected.max(axis=1), atol=1e-5)
 
-    # a worse run (same model, its recorded test accuracy lowered) is refused in one line, then forced
-    worse = tmp_path / "worse"
-    shutil.copytree(mirrored_run, worse)
-    metrics_path = worse / "report" / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    metrics["model"]["accuracy"] = card["test_metrics"]["accuracy"] - 0.1
-    metrics_path.write_text(json.dumps(metrics))
+    # a worse run (the same network with every label flipped; the gate scores the exported model) is
+    # refused in one line, then forced
+    worse = flipped(mirrored_run, tmp_path / "worse")
     refused = textclf("export", str(worse), "--model-base", str(models), "--name", "sent")
     assert refused.returncode == 1
     errors = [line for line in refused.stderr.splitlines() if line.startswith("Error")]

@@ -61,5 +61,9 @@ class BertFamily:
         packer, task.preprocessor = task.preprocessor, None
         return Built(preprocessor=BertInputs(packer, trim=config.bucketing, name="bert_inputs"), model=task)
 
+    def for_serving(self, built: Built, config: BertConfig) -> Built:
+        """Served as trained."""
+        return built
+
 
 FAMILY = BertFamily()

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from tfmodels.cli import OneLineCommand, run_training, training_options
+from tfmodels.lstm.config import EXPORT_DTYPES
 
 
 @click.command("lstm", cls=OneLineCommand)
@@ -27,6 +28,18 @@ from tfmodels.cli import OneLineCommand, run_training, training_options
     "--wide/--no-wide",
     default=None,
     help="Add a linear model on the character n-grams' TF-IDF to the logits (wide & deep; default).",
+)
+@click.option(
+    "--export-min-df",
+    type=int,
+    help="Export only (a resumed run or a --seeds rerun may change it): leave out n-gram rows of n-grams in fewer "
+    "train texts (0 keeps every row).",
+)
+@click.option(
+    "--export-dtype",
+    type=click.Choice(EXPORT_DTYPES),
+    help="Export only, like --export-min-df: store the embedding tables in int8 (per-row scale, default), "
+    "float16 or float32.",
 )
 @click.option(
     "--embeddings",

@@ -1,5 +1,5 @@
 """The LSTM family's adapter: build (vocabulary, network, idf) from the train split, save and load
-RUN_DIR/model/ (model.keras + vocab.txt)."""
+RUN_DIR/model/ (model.keras + vocab.txt), and the smaller copy `export` serves (tfmodels.lstm.compact)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import tensorflow as tf
 from data_prep.dataset_format import TOKENS
 from serving.contract import TOKENS_INPUT
 from tfmodels.family import Built
+from tfmodels.lstm.compact import ServingPlan, bucket_rows, compact_network, train_ngram_rows
 from tfmodels.lstm.config import LSTMConfig
 from tfmodels.lstm.network import build_network
 from tfmodels.lstm.preprocessor import LSTMInputs, TokenIds, split_chars, split_words, word_count
@@ -75,6 +76,23 @@ class LSTMFamily:
     def load(self, model_dir: Path, config: LSTMConfig) -> Built:
         model = keras.saving.load_model(model_dir / MODEL_FILE, compile=False)  # inference only
         return Built(preprocessor=self.preprocessor(config, read_vocabulary(model_dir / VOCAB_FILE)), model=model)
+
+    def for_serving(self, built: Built, config: LSTMConfig) -> Built:
+        """A copy whose n-gram rows of fewer than export_min_df train texts are left out (the ids remapped
+        in the graph) and whose tables are in export_dtype; `built` (model.keras) stays whole."""
+        plan = ServingPlan(Path(config.data), config.export_min_df, config.export_dtype)
+        if config.ngram_n <= 0 or plan.min_df <= 0:
+            return Built(preprocessor=built.preprocessor, model=compact_network(built.model, None, plan.dtype))
+        inputs = built.preprocessor
+        kept = train_ngram_rows(inputs, plan)
+        remapped = LSTMInputs(
+            inputs.token_ids,
+            inputs.ngram_n,
+            inputs.ngram_buckets,
+            ngram_rows=bucket_rows(kept, inputs.ngram_buckets),
+            name=inputs.name,
+        )
+        return Built(preprocessor=remapped, model=compact_network(built.model, kept, plan.dtype))
 
 
 FAMILY = LSTMFamily()

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from tfmodels.lstm.compact import remap
 from tfmodels.lstm.vocabulary import OOV, OOV_ID, PAD
 
 
@@ -82,12 +84,26 @@ class TokenIds(keras.layers.Layer):
 def char_ngram_ids(words: tf.RaggedTensor, max_n: int, buckets: int) -> tf.Tensor:
     """Ragged words [batch, (w)] -> hashed character 1..max_n-grams [batch, N] in 1..buckets-1, 0-padded.
 
-    The words are joined without spaces, so n-grams also span word boundaries (as in the raw text).
+    The words are joined without spaces, so n-grams also span word boundaries (as in the raw text). Per
+    text: all 1-grams, then all 2-grams, ...; the n-grams are joined from shifted slices of the characters,
+    not tf.strings.ngrams (StringNGrams is neither a TF Lite builtin nor a Select TF op).
     """
     chars = split_chars(words).merge_dims(1, 2)  # [batch, (c)]
-    grams = tf.concat([chars] + [tf.strings.ngrams(chars, n, separator="") for n in range(2, max_n + 1)], axis=1)
-    ids = grams.with_flat_values(tf.strings.to_hash_bucket_fast(grams.flat_values, buckets - 1) + 1)
+    grams = [chars] + [char_ngrams(chars, n) for n in range(2, max_n + 1)]
+    joined = tf.concat(grams, axis=1)
+    ids = joined.with_flat_values(tf.strings.to_hash_bucket_fast(joined.flat_values, buckets - 1) + 1)
     return ids.to_tensor(0)
+
+
+def char_ngrams(chars: tf.RaggedTensor, n: int) -> tf.RaggedTensor:
+    """Characters [batch, (c)] -> their n-grams [batch, (max(c - n + 1, 0))], each the n characters joined."""
+    lengths = chars.row_lengths()
+    counts = tf.maximum(lengths - (n - 1), 0)
+    starts = chars.row_starts()
+    # flat index of every n-gram's first character: row start + 0..count-1
+    first = tf.ragged.range(starts, starts + counts).flat_values
+    pieces = [tf.gather(chars.flat_values, first + k) for k in range(n)]
+    return tf.RaggedTensor.from_row_lengths(tf.strings.join(pieces), counts, validate=False)
 
 
 class LSTMInputs(keras.layers.Layer):
@@ -96,11 +112,21 @@ class LSTMInputs(keras.layers.Layer):
     The n-grams come from the same (capped) words the token ids do; hashing needs no vocabulary file.
     """
 
-    def __init__(self, token_ids: TokenIds, ngram_n: int, ngram_buckets: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        token_ids: TokenIds,
+        ngram_n: int,
+        ngram_buckets: int,
+        ngram_rows: np.ndarray | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(trainable=False, **kwargs)
         self.token_ids = token_ids
         self.ngram_n = ngram_n
         self.ngram_buckets = ngram_buckets
+        # exported with left-out n-gram rows (tfmodels.lstm.compact): a plain tf.Variable, not a Keras
+        # weight, so the exporter, which tracks this layer for its lookup tables, stores it once
+        self.ngram_rows = None if ngram_rows is None else tf.Variable(ngram_rows, trainable=False, name="ngram_rows")
         self.built = True  # no weights of its own; the exporter requires built layers
 
     def call(self, strings: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -112,4 +138,5 @@ class LSTMInputs(keras.layers.Layer):
         return self._char_ngrams(split_words(strings))
 
     def _char_ngrams(self, words: tf.RaggedTensor) -> tf.Tensor:
-        return char_ngram_ids(words[:, : self.token_ids.max_len], self.ngram_n, self.ngram_buckets)
+        ids = char_ngram_ids(words[:, : self.token_ids.max_len], self.ngram_n, self.ngram_buckets)
+        return ids if self.ngram_rows is None else remap(ids, self.ngram_rows)
