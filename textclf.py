@@ -13,7 +13,7 @@ import pkgutil
 import subprocess
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -71,6 +71,18 @@ while chunk := os.read(0, 65536):
 """
 
 
+# the running filter's undo, once fd 2 is filtered (at most one per process)
+_UNFILTER: list[Callable[[], None]] = []
+
+
+def _drain_filter() -> None:
+    """fd 2 back to the real stderr and the filter drained, before a command's final error line: C++ lines reach
+    stderr through the filter and Python's own lines directly, so without this a C++ line written just before
+    the error (gRPC's "Failed to add port") could be shown after it."""
+    for unfilter in _UNFILTER:
+        unfilter()
+
+
 def _filter_fd2() -> None:
     """Point fd 2 (C++ and child processes) at the chatter filter; sys.stderr keeps the real stderr, so
     Python's own output, progress bars and isatty() are unchanged. Undone at exit."""
@@ -91,6 +103,8 @@ def _filter_fd2() -> None:
         os.dup2(real, 2)
         with contextlib.suppress(subprocess.TimeoutExpired):
             filtering.wait(timeout=2)
+
+    _UNFILTER.append(unfilter)
 
 
 class _FilteringLoader(importlib.abc.Loader):
@@ -153,8 +167,10 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
+            _drain_filter()
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # missing files, permissions, full disk: the OS said it in one line
+            _drain_filter()
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
 
 

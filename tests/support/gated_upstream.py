@@ -25,24 +25,37 @@ from serving.gateway.upstream import Signature, Upstream, VersionStatus
 from tests.support.fake_upstream import FakeVersion
 
 
-class GatedUpstream:
-    """Implements serving.gateway.upstream.Upstream over `inner`; predict waits for the gate."""
+class PassThroughUpstream:
+    """Implements serving.gateway.upstream.Upstream by handing every call to `inner`: subclasses change
+    only what they watch or hold (predict)."""
 
     def __init__(self, inner: Upstream) -> None:
         self.inner = inner
         self.target = inner.target
-        self._gate = threading.Event()
-        self._lock = threading.Lock()
-        self.waiting = 0  # predict calls held at the gate now
-
-    def open(self) -> None:
-        self._gate.set()
 
     def metadata(self, model: str, version: int | None = None, label: str | None = None) -> Signature:
         return self.inner.metadata(model, version, label)
 
     def status(self, model: str) -> list[VersionStatus]:
         return self.inner.status(model)
+
+    def predict(
+        self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]
+    ) -> dict[str, list[Any]]:
+        return self.inner.predict(model, version, input_name, values, outputs)
+
+
+class GatedUpstream(PassThroughUpstream):
+    """`inner`, but predict waits for the gate."""
+
+    def __init__(self, inner: Upstream) -> None:
+        super().__init__(inner)
+        self._gate = threading.Event()
+        self._lock = threading.Lock()
+        self.waiting = 0  # predict calls held at the gate now
+
+    def open(self) -> None:
+        self._gate.set()
 
     def predict(
         self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]

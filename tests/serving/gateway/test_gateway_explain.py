@@ -11,32 +11,26 @@ from typing import Any
 import pytest
 
 from serving.gateway.context import gateway
-from serving.gateway.upstream import Signature, Upstream, VersionStatus
+from serving.gateway.upstream import Upstream
+from tests.support.gated_upstream import PassThroughUpstream
 from tests.support.openapi_check import check_response
 
 MAX_TEXTS = 8  # so at most 7 tokens per explanation
 KEY = "explain-key"
 
 
-class Recording:
+class Recording(PassThroughUpstream):
     """The real upstream client, recording how many rows each predict call carries."""
 
     def __init__(self, inner: Upstream) -> None:
-        self.inner = inner
-        self.target = inner.target
+        super().__init__(inner)
         self.rows: list[int] = []
-
-    def metadata(self, model: str, version: int | None = None, label: str | None = None) -> Signature:
-        return self.inner.metadata(model, version, label)
-
-    def status(self, model: str) -> list[VersionStatus]:
-        return self.inner.status(model)
 
     def predict(
         self, model: str, version: int, input_name: str, values: Sequence[str], outputs: Sequence[str]
     ) -> dict[str, list[Any]]:
         self.rows.append(len(values))
-        return self.inner.predict(model, version, input_name, values, outputs)
+        return super().predict(model, version, input_name, values, outputs)
 
     def close(self) -> None:
         self.inner.close()
