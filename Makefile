@@ -21,8 +21,11 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two test processes (pytest-xdist), one test file each at a time: most tests wait on subprocesses and
+# sockets, so one process keeps only one of the two cores busy. `make test TEST_WORKERS=0` runs in one.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The whole product on the built-in corpus, for real, in one command a user can reuse (`textclf pipeline`):
 # prepare -> train a short LSTM -> evaluate -> export a version (--force: the demo publishes what it trains)
